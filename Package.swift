@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+//
+// ClawChat: a personal AI assistant reached over an encrypted UDP channel.
+// Layers (see docs/ARCHITECTURE.md): C system libraries -> ClawReactor (libevent loop, UDP,
+// curl multi) and ClawCrypto (libsodium) -> ClawChannel (sans-I/O handshake, session, security
+// file) -> the executables.
+import PackageDescription
+
+let package = Package(
+    name: "ClawChat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "clawchatd", targets: ["clawchatd"]),
+        .executable(name: "clawchat", targets: ["clawchat"]),
+        .executable(name: "clawchat-bench", targets: ["clawchat-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries from Debian.
+        .systemLibrary(name: "CLibevent", pkgConfig: "libevent_core",
+                       providers: [.apt(["libevent-dev"])]),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        // What Swift's Glibc module cannot see (it is built without _GNU_SOURCE).
+        .target(name: "CShim"),
+
+        .target(name: "ClawReactor", dependencies: ["CLibevent", "CCurl", "CShim"]),
+        .target(name: "ClawCrypto", dependencies: ["CSodium"]),
+        .target(name: "ClawChannel", dependencies: ["ClawCrypto", "ClawReactor"]),
+
+        .executableTarget(name: "clawchatd", dependencies: [
+            "ClawReactor", "ClawCrypto", "ClawChannel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "clawchat", dependencies: [
+            "ClawReactor", "ClawCrypto", "ClawChannel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "clawchat-bench", dependencies: [
+            "ClawReactor", "ClawCrypto", "ClawChannel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "bench/clawchat-bench"),
+
+        .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"]),
+        .testTarget(name: "ClawCryptoTests", dependencies: ["ClawCrypto"]),
+        .testTarget(name: "ClawChannelTests", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"],
+                    resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

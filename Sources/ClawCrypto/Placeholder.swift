@@ -1,0 +1,1 @@
+// The libsodium layer; see Crypto.swift.
