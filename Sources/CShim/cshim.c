@@ -4,8 +4,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
-#include <netinet/in.h>
-#include <linux/errqueue.h>
 
 #define CSHIM_MAX_BATCH 64
 
@@ -32,6 +30,7 @@ int cshim_recv_batch(int fd, cshim_dgram *d, unsigned n) {
     for (int i = 0; i < r; i++) {
         d[i].len = m[i].msg_len;
         d[i].addrlen = m[i].msg_hdr.msg_namelen;
+        d[i].flags = m[i].msg_hdr.msg_flags;
     }
     return r;
 }
@@ -43,35 +42,6 @@ int cshim_send_batch(int fd, cshim_dgram *d, unsigned n) {
     int r;
     do { r = sendmmsg(fd, m, n, MSG_DONTWAIT); } while (r < 0 && errno == EINTR);
     return r;
-}
-
-int cshim_enable_recverr(int fd, int ipv6) {
-    int on = 1;
-    if (ipv6) return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
-    return setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
-}
-
-int cshim_drain_errqueue(int fd, int *err_out) {
-    char data[64], control[512];
-    struct sockaddr_storage from;
-    struct iovec iov = { data, sizeof data };
-    struct msghdr h;
-    memset(&h, 0, sizeof h);
-    h.msg_name = &from; h.msg_namelen = sizeof from;
-    h.msg_iov = &iov; h.msg_iovlen = 1;
-    h.msg_control = control; h.msg_controllen = sizeof control;
-    ssize_t r = recvmsg(fd, &h, MSG_ERRQUEUE | MSG_DONTWAIT);
-    if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-    *err_out = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
-        if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
-            (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
-            struct sock_extended_err e;
-            memcpy(&e, CMSG_DATA(c), sizeof e);
-            *err_out = (int)e.ee_errno;
-        }
-    }
-    return 1;
 }
 
 long cshim_gettid(void) { return (long)syscall(SYS_gettid); }

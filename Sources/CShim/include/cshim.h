@@ -12,16 +12,13 @@ typedef struct {
     size_t len;
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    int flags; /* MSG_TRUNC when the datagram did not fit */
 } cshim_dgram;
 
 /// recvmmsg(MSG_DONTWAIT) into up to `n` datagrams. Returns the count, or -1 with errno set.
 int cshim_recv_batch(int fd, cshim_dgram *d, unsigned n);
 /// sendmmsg of up to `n` datagrams (each to its own addr). Returns how many were sent, or -1.
 int cshim_send_batch(int fd, cshim_dgram *d, unsigned n);
-/// Turns on IP_RECVERR/IPV6_RECVERR so ICMP errors are reported instead of closing anything.
-int cshim_enable_recverr(int fd, int ipv6);
-/// Drains one queued error (MSG_ERRQUEUE). Returns 1 if one was read, 0 if none, -1 on error.
-int cshim_drain_errqueue(int fd, int *err_out);
 /// Thread id of the caller, for asserting that loop-confined objects stay on their thread.
 long cshim_gettid(void);
 #endif

@@ -1,1 +1,0 @@
-// The libsodium layer; see Crypto.swift.
