@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
 
-        .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"]),
+        .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"], exclude: ["Support"]),
         .testTarget(name: "ClawCryptoTests", dependencies: ["ClawCrypto"]),
         .testTarget(name: "ClawChannelTests", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"],
                     resources: [.copy("Fixtures")]),
