@@ -31,13 +31,17 @@ let package = Package(
         .target(name: "ClawReactor", dependencies: ["CLibevent", "CCurl", "CShim"]),
         .target(name: "ClawCrypto", dependencies: ["CSodium"]),
         .target(name: "ClawChannel", dependencies: ["ClawCrypto", "ClawReactor"]),
+        // The reactor glue of each side: the daemon and the client, as libraries so tests can run
+        // them in-process on loopback.
+        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"]),
+        .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
-            "ClawReactor", "ClawCrypto", "ClawChannel",
+            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat", dependencies: [
-            "ClawReactor", "ClawCrypto", "ClawChannel",
+            "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [
@@ -45,10 +49,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
 
-        .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"], exclude: ["Support"]),
+        .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"]),
         .testTarget(name: "ClawCryptoTests", dependencies: ["ClawCrypto"]),
         .testTarget(name: "ClawChannelTests", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ClawIntegrationTests",
+                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )

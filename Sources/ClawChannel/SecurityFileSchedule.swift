@@ -14,6 +14,12 @@ public struct SecurityFileSchedule {
         public let secret: SecureBytes
         public let validFrom: Int64
         public let validUntil: Int64
+        public init(fileID: UInt64, secret: SecureBytes, validFrom: Int64, validUntil: Int64) {
+            self.fileID = fileID
+            self.secret = secret
+            self.validFrom = validFrom
+            self.validUntil = validUntil
+        }
     }
 
     public enum Effect {

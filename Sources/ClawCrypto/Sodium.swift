@@ -20,16 +20,3 @@ public enum Sodium {
         }
     }
 }
-
-/// The base address of `buffer` typed as libsodium expects, or nil for an empty buffer.
-/// libsodium accepts NULL together with a zero length.
-@inline(__always)
-func sodiumPointer(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? {
-    buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
-}
-
-/// The mutable counterpart of `sodiumPointer(_:)`.
-@inline(__always)
-func sodiumMutablePointer(_ buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutablePointer<UInt8>? {
-    buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
-}

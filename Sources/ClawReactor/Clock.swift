@@ -48,6 +48,12 @@ public final class MonotonicClock: Clock {
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec)
     }
+    /// Nanoseconds since the UNIX epoch.
+    public var unixNanos: UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
 }
 
 /// A clock that moves only when told to; tests use it to run an hour of protocol in microseconds.

@@ -1,1 +1,0 @@
-// The secure channel layer.

@@ -1,0 +1,146 @@
+import ClawChannel
+import ClawCrypto
+import ClawReactor
+import Glibc
+
+/// The client's reactor glue: one UDP socket towards the server, the `ClientChannel` machine, one
+/// wake-up timer. When the server stops answering, the session moves to a fresh socket (a new
+/// source port escapes a dead NAT mapping, as mosh does) and tries the next server address.
+public final class ClientSession {
+    public let loop: EventLoop
+    public private(set) var socket: UDPSocket
+    public let channel: ClientChannel
+    public let servers: [SocketAddress]
+    private var serverIndex = 0
+    private var wakeup: Timer!
+    private let log: Logger
+    /// Application data from the server.
+    public var onMessage: ([UInt8]) -> Void = { _ in }
+    /// Channel events: established, paired, connection lost, compromised.
+    public var onEvent: (ClientChannel.Action) -> Void = { _ in }
+
+    public var server: SocketAddress { servers[serverIndex] }
+
+    public init(loop: EventLoop, credentials: ClientCredentials, servers: [SocketAddress],
+                timers: ChannelTimers = ChannelTimers(), log: Logger = Logger("clawchat", minimum: .warning)) throws {
+        precondition(!servers.isEmpty, "a client needs at least one server address")
+        self.loop = loop
+        self.servers = servers
+        self.log = log
+        channel = try ClientChannel(credentials: credentials, timers: timers)
+        socket = try Self.openSocket(loop: loop, towards: servers[0])
+        wakeup = Timer(loop: loop) { [unowned self] in
+            self.perform(self.channel.tick(now: loop.clock.now, unixNanos: self.unixNanos))
+        }
+        attach(socket)
+    }
+
+    private static func openSocket(loop: EventLoop, towards server: SocketAddress) throws(ReactorError) -> UDPSocket {
+        let s = try UDPSocket(loop: loop, bindTo: .any(server.family))
+        s.setBufferSizes(receive: 4 << 20, send: 4 << 20)
+        return s
+    }
+
+    private func attach(_ s: UDPSocket) {
+        s.onDatagram = { [unowned self] bytes, from in
+            guard from == self.server else { return }   // only the server speaks to us
+            self.perform(self.channel.receive(bytes, now: self.loop.clock.now))
+        }
+    }
+
+    private var unixNanos: UInt64 { loop.clock.unixNanos }
+
+    public func start() {
+        perform(channel.start(now: loop.clock.now, unixNanos: unixNanos))
+    }
+
+    public func send(_ data: [UInt8]) {
+        perform(channel.send(data, now: loop.clock.now))
+    }
+
+    /// Sends the compromised command; `onEvent` reports the outcome.
+    public func sendCompromised() {
+        perform(channel.sendCompromised(now: loop.clock.now))
+    }
+
+    /// Moves to a new socket (new source port). The session continues: the server follows the
+    /// first authenticated packet from the new address.
+    public func rebind() throws(ReactorError) {
+        let fresh = try Self.openSocket(loop: loop, towards: server)
+        attach(fresh)
+        socket = fresh
+    }
+
+    private func perform(_ actions: [ClientChannel.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let bytes):
+                socket.send(bytes, to: server)
+            case .deliver(let data):
+                onMessage(data)
+            case .connectionLost(let reason):
+                log.info("connection lost (\(reason)); reconnecting")
+                serverIndex = (serverIndex + 1) % servers.count
+                do { try rebind() } catch { log.warning("cannot open a new socket: \(error)") }
+                onEvent(action)
+            default:
+                onEvent(action)
+            }
+        }
+        if let t = channel.nextWakeup {
+            wakeup.schedule(after: max(t - loop.clock.now, .milliseconds(1)))
+        } else {
+            wakeup.cancel()
+        }
+    }
+}
+
+/// Where the client keeps its identity: `$CLAWCHAT_CONFIG_DIR`, else `~/.config/clawchat`.
+public func defaultIdentityPath() -> String {
+    if let dir = getenv("CLAWCHAT_CONFIG_DIR").map({ String(cString: $0) }), !dir.isEmpty { return "\(dir)/identity" }
+    let home = getenv("HOME").map { String(cString: $0) } ?? "."
+    return "\(ClientIdentity.defaultDirectory(home: home))/identity"
+}
+
+/// Pairs this device using a security file: handshake with the pairing secret, key confirmation,
+/// then the identity is written. Runs the loop until done or `timeout`.
+public enum Pairing {
+    public enum Failure: Error, CustomStringConvertible {
+        case file(SecurityFileError)
+        case noAnswer(SocketAddress, Duration)
+        case storage(StoreError)
+        case network(String)
+        public var description: String {
+            switch self {
+            case .file(let e): return e.description
+            case .noAnswer(let a, let t):
+                return "no answer from \(a) within \(Int(t.seconds)) s: is clawchatd running and the port open? (the file may also be spent already)"
+            case .storage(let e): return "cannot save the identity: \(e)"
+            case .network(let e): return e
+            }
+        }
+    }
+
+    public static func run(fileBytes: [UInt8], bootstrapKey: BootstrapKey, deviceName: String, identityPath: String,
+                           loop: EventLoop, timeout: Duration = .seconds(20)) throws(Failure) -> ClientIdentity {
+        let file: SecurityFile
+        do { file = try SecurityFile.open(fileBytes, with: bootstrapKey, now: loop.clock.unixTime) } catch { throw .file(error) }
+        let key = X25519KeyPair.generate()
+        let creds = ClientCredentials(staticKey: key, serverPublicKey: file.serverPublicKey, psk: file.pairingSecret,
+                                      mode: .pairing, cipher: file.cipher, deviceName: deviceName)
+        let session: ClientSession
+        do { session = try ClientSession(loop: loop, credentials: creds, servers: file.endpoints) } catch {
+            throw .network("\(error)")
+        }
+        var result: (UInt64, SecureBytes)?
+        session.onEvent = { if case .paired(let id, let psk) = $0 { result = (id, psk) } }
+        session.start()
+        loop.run(until: timeout) { result != nil }
+        guard let (id, psk) = result else { throw .noAnswer(session.server, timeout) }
+        let identity = ClientIdentity(deviceID: id, deviceName: deviceName, staticKey: key,
+                                      serverPublicKey: file.serverPublicKey, psk: psk, cipher: file.cipher,
+                                      servers: file.endpoints)
+        do { try identity.save(to: identityPath) } catch { throw .storage(error) }
+        return identity
+    }
+}

@@ -1,0 +1,236 @@
+import ClawChannel
+import ClawCrypto
+import ClawReactor
+import Glibc
+
+/// The daemon's reactor glue: feeds datagrams and time to `ServerChannel`, performs what it
+/// returns, keeps the device list and security files on disk, and answers chat (an echo for now).
+public final class Daemon {
+    public let loop: EventLoop
+    public let config: DaemonConfig
+    let log: Logger
+    public let socket: UDPSocket
+    public let server: ServerChannel
+    private var schedule = SecurityFileSchedule()
+    private var devices: [DeviceRecord]
+    private var publicAddresses: [SocketAddress] = []
+    private var stun: StunDiscovery?
+    private var wakeup: Timer!
+    private var signals: [SignalEvent] = []
+    /// Application data from a device. The default answers with an echo.
+    public var onMessage: ((UInt64, [UInt8]) -> Void)?
+    public private(set) var securityFilesWritten = 0
+    public private(set) var stopped = false
+
+    public init(loop: EventLoop, config: DaemonConfig, log: Logger = Logger("clawchatd")) throws(DaemonError) {
+        self.loop = loop
+        self.config = config
+        self.log = log
+        do {
+            try AtomicFile.ensureDirectory(config.stateDirectory, mode: 0o700)
+            try AtomicFile.ensureDirectory(config.securityDirectory, mode: 0o700)
+        } catch { throw .storage(error.description) }
+        let key: X25519KeyPair
+        do {
+            key = try ServerKeyStore.loadOrCreate(config.serverKeyPath)
+            devices = try DeviceStore.load(config.devicesPath)
+        } catch { throw .storage("\(config.stateDirectory): \(error)") }
+        do { socket = try UDPSocket(loop: loop, bindTo: config.listen) } catch { throw .network(error) }
+        socket.setBufferSizes(receive: 4 << 20, send: 4 << 20)
+        do {
+            server = try ServerChannel(staticKey: key, cipher: config.cipher, devices: devices,
+                                       timers: config.timers, limits: config.limits)
+        } catch { throw .storage("cannot start the Noise handshake: \(error)") }
+        wakeup = Timer(loop: loop) { [unowned self] in self.runTimers() }
+        socket.onDatagram = { [unowned self] bytes, from in self.receive(bytes, from: from) }
+    }
+
+    /// Starts serving: resolves the public address, makes the first security file if needed.
+    public func start() throws(DaemonError) {
+        log.notice("listening on \(socket.localAddress), \(devices.count) paired device(s), cipher \(config.cipher)")
+        writePidFile()
+        if !config.publicAddresses.isEmpty {
+            publicAddresses = config.publicAddresses
+            startSecurityFiles()
+        } else if !config.stunServers.isEmpty {
+            let d = StunDiscovery(loop: loop, socket: socket, servers: config.stunServers) { [unowned self] mapped in
+                if let mapped {
+                    self.log.notice("STUN: public address \(mapped)")
+                    self.publicAddresses = [mapped]
+                } else if !self.config.listen.isUnspecified {
+                    self.log.warning("STUN: no answer; using the listening address \(self.config.listen.host)")
+                    self.publicAddresses = [self.config.listen]
+                } else {
+                    self.log.error(DaemonError.noPublicAddress.description)
+                }
+                self.stun = nil
+                self.startSecurityFiles()
+            }
+            stun = d
+            d.start()
+        } else if !config.listen.isUnspecified {
+            publicAddresses = [config.listen]
+            startSecurityFiles()
+        } else {
+            throw .noPublicAddress
+        }
+    }
+
+    /// SIGTERM/SIGINT stop the loop, SIGHUP reloads the device list, SIGUSR1 makes a new
+    /// security file. Separate from `start` because libevent allows signal events on one base only.
+    public func installSignalHandlers() throws(ReactorError) {
+        signals = [
+            try SignalEvent(loop: loop, signal: SIGTERM) { [unowned self] in self.stop(reason: "SIGTERM") },
+            try SignalEvent(loop: loop, signal: SIGINT) { [unowned self] in self.stop(reason: "SIGINT") },
+            try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in self.reloadDevices() },
+            try SignalEvent(loop: loop, signal: SIGUSR1) { [unowned self] in self.newSecurityFile() },
+        ]
+    }
+
+    public func stop(reason: String) {
+        guard !stopped else { return }
+        stopped = true
+        log.notice("stopping (\(reason))")
+        AtomicFile.remove(config.pidPath)
+        signals = []
+        wakeup.cancel()
+        loop.stop()
+    }
+
+    /// Makes a fresh security file now (`clawchatd secfile`, SIGUSR1).
+    public func newSecurityFile() {
+        guard !publicAddresses.isEmpty else { log.error(DaemonError.noPublicAddress.description); return }
+        apply(schedule.demand(now: loop.clock.unixTime))
+    }
+
+    /// Re-reads the device list (after `clawchatd devices revoke`).
+    public func reloadDevices() {
+        do {
+            devices = try DeviceStore.load(config.devicesPath)
+            perform(server.reloadDevices(devices))
+            log.notice("reloaded \(devices.count) paired device(s)")
+        } catch {
+            log.error("cannot reload \(config.devicesPath): \(error); keeping the current list")
+        }
+    }
+
+    /// Sends application data to a device.
+    public func send(_ data: [UInt8], to device: UInt64) {
+        perform(server.send(data, toDevice: device))
+    }
+
+    // MARK: Datagrams and timers
+
+    private func receive(_ bytes: UnsafeRawBufferPointer, from: SocketAddress) {
+        if let stun, stun.offer(bytes, from: from) { return }
+        let actions = server.receive(bytes, from: from, now: loop.clock.now)
+        perform(actions)
+        if bytes.first != PacketType.transport.rawValue || actions.contains(where: { if case .sessionEstablished = $0 { return true }; return false }) {
+            rearm()
+        }
+    }
+
+    private func runTimers() {
+        perform(server.tick(now: loop.clock.now))
+        apply(schedule.tick(now: loop.clock.unixTime))
+        rearm()
+    }
+
+    /// Arms the one wake-up timer for the earliest deadline of the channel and the security files.
+    private func rearm() {
+        var delay: Duration = .seconds(3600)
+        if let t = server.nextWakeup { delay = min(delay, t - loop.clock.now) }
+        if let u = schedule.nextWakeup { delay = min(delay, .seconds(u - loop.clock.unixTime)) }
+        wakeup.schedule(after: max(delay, .milliseconds(1)))
+    }
+
+    private func perform(_ actions: [ServerChannel.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let bytes, let to):
+                socket.send(bytes, to: to)
+            case .deliver(let device, let data):
+                if let onMessage { onMessage(device, data) } else { send(Array("echo: ".utf8) + data, to: device) }
+            case .devicePaired(var record):
+                record.pairedAt = loop.clock.unixTime
+                devices.removeAll { $0.publicKey == record.publicKey }
+                devices.append(record)
+                saveDevices()
+                perform(server.reloadDevices(devices))
+                apply(schedule.paired())
+                log.notice("device \(record.idString) \"\(record.name)\" paired; the security file is spent")
+            case .sessionEstablished(let device, let address):
+                log.info("session with device \(hexID(device)) established from \(address)")
+            case .sessionRoamed(let device, let from, let to):
+                log.info("device \(hexID(device)) moved from \(from) to \(to)")
+            case .sessionClosed(let device, let reason):
+                log.info("session with device \(hexID(device)) closed: \(reason)")
+            case .compromised(let by):
+                log.warning("COMPROMISED signalled by device \(hexID(by)): every key destroyed, every device revoked")
+                devices = []
+                saveDevices()
+                apply(schedule.reset(now: loop.clock.unixTime))
+            }
+        }
+    }
+
+    private func hexID(_ id: UInt64) -> String { hexString(withUnsafeBytes(of: id.bigEndian) { Array($0) }) }
+
+    private func saveDevices() {
+        do { try DeviceStore.save(devices, to: config.devicesPath) } catch {
+            log.error("cannot save the device list: \(error)")
+        }
+    }
+
+    // MARK: Security files
+
+    private func startSecurityFiles() {
+        guard !publicAddresses.isEmpty else { return }
+        if let existing = loadExistingSecurityFile() {
+            schedule.adopt(existing, now: loop.clock.unixTime)
+            server.setPairingSecrets(schedule.active.map(\.secret))
+            log.info("security file \(config.securityFilePath) still valid; keeping it")
+        } else {
+            apply(schedule.start(now: loop.clock.unixTime, hasPairedDevices: !devices.isEmpty))
+        }
+        rearm()
+    }
+
+    private func loadExistingSecurityFile() -> SecurityFileSchedule.Issued? {
+        guard let bytes = try? AtomicFile.read(config.securityFilePath),
+              let file = try? SecurityFile.open(bytes, with: config.bootstrapKey, now: loop.clock.unixTime),
+              file.serverPublicKey == server.staticKey.publicKey, file.port == socket.localAddress.port else { return nil }
+        return .init(fileID: file.fileID, secret: file.pairingSecret, validFrom: file.validFrom, validUntil: file.validUntil)
+    }
+
+    private func apply(_ effects: [SecurityFileSchedule.Effect]) {
+        for effect in effects {
+            switch effect {
+            case .write(let issued):
+                let file = SecurityFile(cipher: config.cipher, validFrom: issued.validFrom, validUntil: issued.validUntil,
+                                        fileID: issued.fileID, serverPublicKey: server.staticKey.publicKey,
+                                        pairingSecret: issued.secret, port: socket.localAddress.port,
+                                        addresses: publicAddresses)
+                do {
+                    let bytes = try file.sealed(with: config.bootstrapKey, argon2OpsLimit: config.argon2OpsLimit,
+                                                argon2MemLimit: config.argon2MemLimit)
+                    try AtomicFile.write(bytes, to: config.securityFilePath, mode: 0o600)
+                    securityFilesWritten += 1
+                    log.notice("wrote \(config.securityFilePath) (valid for \(SecurityFile.validity / 60) min)")
+                } catch {
+                    log.error("cannot write the security file: \(error)")
+                }
+            case .remove:
+                AtomicFile.remove(config.securityFilePath)
+            }
+        }
+        server.setPairingSecrets(schedule.active.map(\.secret))
+        rearm()
+    }
+
+    private func writePidFile() {
+        do { try AtomicFile.write(Array("\(getpid())\n".utf8), to: config.pidPath, mode: 0o644) } catch {
+            log.warning("cannot write the pid file: \(error)")
+        }
+    }
+}

@@ -1,0 +1,300 @@
+// clawchat: the ClawChat terminal client. `clawchat pair FILE.sec` pairs this device once; after
+// that `clawchat` opens a chat over the encrypted channel with no file at all.
+import ArgumentParser
+import ClawChannel
+import ClawClient
+import ClawCrypto
+import ClawReactor
+import Glibc
+
+@main
+struct Clawchat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clawchat",
+        abstract: "Talk to your ClawChat daemon over its encrypted UDP channel.",
+        subcommands: [Chat.self, Pair.self, Ask.self, Compromised.self],
+        defaultSubcommand: Chat.self)
+}
+
+/// Unbuffered output: `print` is block-buffered when piped, and a chat must appear as it arrives.
+func out(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+}
+
+func err(_ text: String) {
+    var bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+struct IdentityOptions: ParsableArguments {
+    @Option(help: "Identity file (default: $CLAWCHAT_CONFIG_DIR/identity or ~/.config/clawchat/identity).")
+    var identity: String?
+
+    var path: String { identity ?? defaultIdentityPath() }
+
+    func load() throws -> ClientIdentity {
+        let loaded: ClientIdentity?
+        do { loaded = try ClientIdentity.load(from: path) } catch {
+            throw ValidationError("cannot read \(path): \(error)")
+        }
+        guard let loaded else {
+            throw ValidationError("this device is not paired: run `clawchat pair clawchat-current.sec` with a file from the server")
+        }
+        return loaded
+    }
+}
+
+/// Connects with the stored identity and runs `body` once the channel is up.
+func connect(_ identity: ClientIdentity, loop: EventLoop, timeout: Duration) throws -> ClientSession {
+    let session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers)
+    var up = false
+    session.onEvent = { if case .established = $0 { up = true } }
+    session.start()
+    guard loop.run(until: timeout, condition: { up }) else {
+        throw ValidationError("no answer from \(identity.servers.map(\.description).joined(separator: ", ")) within \(Int(timeout.seconds)) s; is clawchatd running, and is this device still paired?")
+    }
+    return session
+}
+
+struct Pair: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pair this device with a security file from the server.")
+
+    @Argument(help: "The security file (clawchat-current.sec).") var file: String
+    @Option(help: "A name for this device, shown by `clawchatd devices`.") var name: String?
+    @Option(help: "File holding the bootstrap key (default: $CLAWCHAT_BOOTSTRAP_KEY, else asked).")
+    var bootstrapKeyFile: String?
+    @OptionGroup var identity: IdentityOptions
+
+    func run() throws {
+        ignoreSIGPIPE()
+        guard let bytes = try AtomicFile.read(file) else { throw ValidationError("\(file) does not exist") }
+        let key = try readBootstrapKey()
+        let loop = try EventLoop()
+        let deviceName = name ?? hostName()
+        do {
+            let id = try Pairing.run(fileBytes: bytes, bootstrapKey: key, deviceName: deviceName,
+                                     identityPath: identity.path, loop: loop)
+            out("paired as \"\(deviceName)\" (device \(hexString(withUnsafeBytes(of: id.deviceID.bigEndian) { Array($0) })))); identity saved in \(identity.path)\n")
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    private func readBootstrapKey() throws -> BootstrapKey {
+        var text: String
+        if let f = bootstrapKeyFile {
+            guard let b = try AtomicFile.read(f) else { throw ValidationError("\(f) does not exist") }
+            text = String(decoding: b, as: UTF8.self)
+        } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
+            text = String(cString: env)
+        } else {
+            guard isatty(0) == 1, let p = getpass("Bootstrap key: ") else {
+                throw ValidationError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file")
+            }
+            text = String(cString: p)
+        }
+        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        do { return try BootstrapKey(text) } catch { throw ValidationError(error.description) }
+    }
+
+    private func hostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+struct Ask: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send one message and print the reply.")
+
+    @Argument(help: "The message.") var text: String
+    @Option(help: "Seconds to wait for the reply.") var timeout: Int = 30
+    @Flag(help: "Print the reply as JSON.") var json = false
+    @OptionGroup var identity: IdentityOptions
+
+    func run() throws {
+        ignoreSIGPIPE()
+        let loop = try EventLoop()
+        let session = try connect(try identity.load(), loop: loop, timeout: .seconds(timeout))
+        var reply: [UInt8]?
+        session.onMessage = { reply = $0 }
+        session.send(Array(text.utf8))
+        guard loop.run(until: .seconds(timeout), condition: { reply != nil }), let reply else {
+            throw ValidationError("no reply within \(timeout) s")
+        }
+        let s = String(decoding: reply, as: UTF8.self)
+        out(json ? "{\"reply\":\(jsonString(s))}\n" : s + "\n")
+    }
+}
+
+func jsonString(_ s: String) -> String {
+    var o = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": o += "\\\""
+        case "\\": o += "\\\\"
+        case "\n": o += "\\n"
+        case "\r": o += "\\r"
+        case "\t": o += "\\t"
+        default:
+            if u.value < 0x20 {
+                let h = String(u.value, radix: 16)
+                o += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+            } else { o.unicodeScalars.append(u) }
+        }
+    }
+    return o + "\""
+}
+
+struct Compromised: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Destroy every key on both sides: the server revokes all devices and writes a new security file; this device forgets its identity.")
+
+    @Flag(help: "Do not ask for confirmation.") var yes = false
+    @OptionGroup var identity: IdentityOptions
+
+    func run() throws {
+        ignoreSIGPIPE()
+        let id = try identity.load()
+        if !yes {
+            out("This destroys every session key, revokes EVERY paired device, and deletes this device's identity.\nType COMPROMISED to confirm: ")
+            guard let line = readLine(), line == "COMPROMISED" else { throw ValidationError("not confirmed; nothing changed") }
+        }
+        let loop = try EventLoop()
+        let confirmed = try runCompromised(id, loop: loop, identityPath: identity.path)
+        out(confirmed ? "the server confirmed: all keys destroyed, all devices revoked; identity deleted\n"
+                      : "the server did not confirm (it may have acted already); local identity deleted anyway\n")
+    }
+}
+
+/// Sends the compromised command and deletes the identity whatever the outcome.
+func runCompromised(_ id: ClientIdentity, loop: EventLoop, identityPath: String) throws -> Bool {
+    let session = try connect(id, loop: loop, timeout: .seconds(20))
+    var outcome: Bool?
+    session.onEvent = { e in
+        if case .compromisedConfirmed = e { outcome = true }
+        if case .compromisedUnconfirmed = e { outcome = false }
+    }
+    session.sendCompromised()
+    loop.run(until: .seconds(30)) { outcome != nil }
+    AtomicFile.remove(identityPath)
+    return outcome == true
+}
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Interactive chat (the default).")
+
+    @OptionGroup var identity: IdentityOptions
+
+    func run() throws {
+        ignoreSIGPIPE()
+        let id = try identity.load()
+        let loop = try EventLoop()
+        let chat = try InteractiveChat(identity: id, identityPath: identity.path, loop: loop)
+        chat.run()
+    }
+}
+
+/// The interactive session: lines from the terminal go out as chat, replies print as they come.
+final class InteractiveChat {
+    let loop: EventLoop
+    let session: ClientSession
+    let identity: ClientIdentity
+    let identityPath: String
+    var input: IOEvent!
+    var pending: [UInt8] = []
+    var confirmingCompromised = false
+    var done = false
+
+    init(identity: ClientIdentity, identityPath: String, loop: EventLoop) throws {
+        self.loop = loop
+        self.identity = identity
+        self.identityPath = identityPath
+        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers)
+        session.onMessage = { [unowned self] data in
+            self.out("\r" + String(decoding: data, as: UTF8.self) + "\n")
+            self.prompt()
+        }
+        session.onEvent = { [unowned self] e in self.event(e) }
+        let flags = fcntl(0, F_GETFL)
+        _ = fcntl(0, F_SETFL, flags | O_NONBLOCK)
+        input = IOEvent(loop: loop, fd: 0) { [unowned self] _ in self.readInput() }
+    }
+
+    func out(_ s: String) { clawchat.out(s) }
+    func prompt() { if isatty(0) == 1 { out("> ") } }
+
+    func run() {
+        out("connecting to \(session.server)... (/help for commands)\n")
+        session.start()
+        input.watch(.readable)
+        loop.runUntilStopped()
+    }
+
+    func event(_ e: ClientChannel.Action) {
+        switch e {
+        case .established: out("\r[connected to \(session.server)]\n"); prompt()
+        case .connectionLost(let why): out("\r[reconnecting: \(why)]\n")
+        case .compromisedConfirmed:
+            AtomicFile.remove(identityPath)
+            out("\r[server confirmed: all keys destroyed, all devices revoked; identity deleted]\n")
+            quit()
+        case .compromisedUnconfirmed:
+            AtomicFile.remove(identityPath)
+            out("\r[no confirmation from the server; local keys and identity destroyed anyway]\n")
+            quit()
+        default: break
+        }
+    }
+
+    func readInput() {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n == 0 { quit(); return }
+        if n < 0 { return }
+        pending += buf[0..<n]
+        while let nl = pending.firstIndex(of: 10) {
+            let line = String(decoding: pending[..<nl], as: UTF8.self)
+            pending.removeSubrange(...nl)
+            handle(line)
+        }
+    }
+
+    func handle(_ line: String) {
+        if confirmingCompromised {
+            confirmingCompromised = false
+            if line == "COMPROMISED" { session.sendCompromised() } else { out("not confirmed; nothing changed\n"); prompt() }
+            return
+        }
+        switch line {
+        case "": prompt()
+        case "/quit", "/exit": quit()
+        case "/help":
+            out("/status  connection state and round-trip time\n/compromised  destroy every key on both sides\n/quit  leave\nanything else is sent as chat\n")
+            prompt()
+        case "/status":
+            let rtt = session.channel.rtt.map { String(format3($0.seconds * 1000)) + " ms" } ?? "unknown"
+            out("\(session.channel.state) to \(session.server), rtt \(rtt), \(session.channel.handshakesCompleted) handshake(s)\n")
+            prompt()
+        case "/compromised":
+            out("This destroys every key, revokes EVERY paired device and deletes this identity.\nType COMPROMISED to confirm: ")
+            confirmingCompromised = true
+        default:
+            if line.hasPrefix("/") { out("unknown command \(line); /help lists them\n"); prompt(); return }
+            session.send(Array(line.utf8))
+        }
+    }
+
+    func quit() {
+        guard !done else { return }
+        done = true
+        input.watch([])
+        loop.stop()
+    }
+}
+
+func format3(_ v: Double) -> String {
+    let scaled = Int((v * 10).rounded())
+    return "\(scaled / 10).\(abs(scaled % 10))"
+}

@@ -1,0 +1,203 @@
+// clawchatd: the ClawChat daemon. It listens on one UDP port, stays silent to anything that does
+// not authenticate, pairs devices from short-lived security files, and answers chat (an echo for
+// now). Everything runs on one libevent loop on the main thread.
+import ArgumentParser
+import ClawChannel
+import ClawCrypto
+import ClawDaemon
+import ClawReactor
+import Glibc
+
+@main
+struct Clawchatd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clawchatd",
+        abstract: "The ClawChat daemon: an encrypted, NAT-friendly UDP channel to your assistant.",
+        subcommands: [Run.self, Secfile.self, Devices.self, BootstrapKeyCommand.self],
+        defaultSubcommand: Run.self)
+}
+
+struct StateOptions: ParsableArguments {
+    @Option(help: "Directory for the server key, the device list and the pid file.")
+    var stateDir: String = "/var/lib/clawchat"
+
+    @Option(help: "Directory for clawchat-current.sec (default: STATE_DIR/security).")
+    var securityDir: String?
+
+    var securityDirectory: String { securityDir ?? "\(stateDir)/security" }
+}
+
+/// Reads the bootstrap key from a file or CLAWCHAT_BOOTSTRAP_KEY, never from the command line
+/// (where `ps` would show it).
+func loadBootstrapKey(file: String?) throws -> BootstrapKey {
+    var text: String
+    if let file {
+        guard let bytes = try AtomicFile.read(file) else { throw ValidationError("bootstrap key file \(file) does not exist") }
+        text = String(decoding: bytes, as: UTF8.self)
+    } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
+        text = String(cString: env)
+    } else {
+        throw ValidationError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file (generate one with `clawchatd bootstrap-key`)")
+    }
+    while text.last == "\n" || text.last == "\r" { text.removeLast() }
+    do { return try BootstrapKey(text) } catch { throw ValidationError(error.description) }
+}
+
+func parseAddress(_ text: String, defaultPort: UInt16? = nil) throws -> SocketAddress {
+    do { return try SocketAddress(parsing: text, port: defaultPort) } catch { throw ValidationError(error.description) }
+}
+
+/// The pid of a running daemon for this state directory, if any.
+func runningDaemonPID(_ state: StateOptions) -> pid_t? {
+    guard let bytes = try? AtomicFile.read("\(state.stateDir)/clawchatd.pid"),
+          let pid = pid_t(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")),
+          pid > 0, kill(pid, 0) == 0 else { return nil }
+    return pid
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon in the foreground (the default).")
+
+    @OptionGroup var state: StateOptions
+
+    @Option(help: "Address and UDP port to listen on.")
+    var listen: String = "0.0.0.0:47400"
+
+    @Option(name: .customLong("public-address"), help: "Address written into security files (repeatable). Default: STUN, else the listen address.")
+    var publicAddresses: [String] = []
+
+    @Option(name: .customLong("stun-server"), help: "STUN server IP:port for public-address discovery (repeatable).")
+    var stunServers: [String] = []
+
+    @Option(help: "File holding the bootstrap key (default: $CLAWCHAT_BOOTSTRAP_KEY).")
+    var bootstrapKeyFile: String?
+
+    @Option(help: "Seconds between rekeys (a fresh handshake with new ephemeral keys).")
+    var rekeyInterval: Int = 3600
+
+    @Option(help: "Seconds without a valid packet after which a session is dropped.")
+    var sessionTimeout: Int = 180
+
+    @Option(help: "auto, aes256gcm or chacha20poly1305.")
+    var cipher: String = "auto"
+
+    @Option(help: "debug, info, notice, warning or error.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        ignoreSIGPIPE()
+        let listenAddress = try parseAddress(listen)
+        var timers = ChannelTimers()
+        guard rekeyInterval >= 10, sessionTimeout >= 10 else { throw ValidationError("intervals must be at least 10 s") }
+        timers.rekeyInterval = .seconds(rekeyInterval)
+        timers.sessionTimeout = .seconds(sessionTimeout)
+        let suite: AEADCipher
+        switch cipher {
+        case "auto": suite = .preferred
+        case "aes256gcm":
+            guard AEADCipher.aes256gcm.isAvailable else { throw ValidationError("this CPU has no AES-NI; use chacha20poly1305") }
+            suite = .aes256gcm
+        case "chacha20poly1305": suite = .chacha20poly1305
+        default: throw ValidationError("--cipher must be auto, aes256gcm or chacha20poly1305")
+        }
+        let levels: [String: LogLevel] = ["debug": .debug, "info": .info, "notice": .notice, "warning": .warning, "error": .error]
+        guard let level = levels[logLevel] else { throw ValidationError("unknown --log-level \(logLevel)") }
+        let config = DaemonConfig(
+            stateDirectory: state.stateDir, securityDirectory: state.securityDirectory, listen: listenAddress,
+            publicAddresses: try publicAddresses.map { try parseAddress($0, defaultPort: 0) },
+            stunServers: try stunServers.map { try parseAddress($0, defaultPort: 3478) },
+            bootstrapKey: try loadBootstrapKey(file: bootstrapKeyFile), cipher: suite, timers: timers)
+        if config.publicAddresses.contains(where: \.isUnspecified) {
+            throw ValidationError("--public-address must be an address clients can reach, not 0.0.0.0 or ::")
+        }
+        try serve(config, level: level)
+    }
+
+    private func serve(_ config: DaemonConfig, level: LogLevel) throws {
+        let loop = try EventLoop()
+        let daemon: Daemon
+        do { daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level)) } catch {
+            throw ValidationError(error.description)
+        }
+        try daemon.installSignalHandlers()
+        do { try daemon.start() } catch { throw ValidationError(error.description) }
+        loop.runUntilStopped()
+    }
+}
+
+struct Secfile: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make a fresh security file now (the daemon must be running).")
+
+    @OptionGroup var state: StateOptions
+
+    func run() throws {
+        guard let pid = runningDaemonPID(state) else {
+            throw ValidationError("clawchatd is not running for \(state.stateDir); start it first (it writes the security file)")
+        }
+        let path = "\(state.securityDirectory)/\(SecurityFile.fileName)"
+        let before = fileIdentity(path)
+        kill(pid, SIGUSR1)
+        for _ in 0..<100 {
+            if let now = fileIdentity(path), now != before {
+                print("\(path) (valid for \(SecurityFile.validity / 60) minutes, single use)")
+                return
+            }
+            usleep(50_000)
+        }
+        throw ValidationError("the daemon did not write \(path) within 5 s; see its log")
+    }
+
+    private func fileIdentity(_ path: String) -> [Int]? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return [Int(st.st_ino), Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)]
+    }
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List or revoke paired devices.",
+                                                    subcommands: [List.self, Revoke.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        @OptionGroup var state: StateOptions
+        func run() throws {
+            let devices = try DeviceStore.load("\(state.stateDir)/devices")
+            if devices.isEmpty { print("no paired devices"); return }
+            for d in devices {
+                print("\(d.idString)  \(d.name)  paired at \(d.pairedAt) (unix)  key \(Base64.encode(d.publicKey))")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        @OptionGroup var state: StateOptions
+        @Argument(help: "Device id (from `devices list`) or name.") var device: String
+        func run() throws {
+            let path = "\(state.stateDir)/devices"
+            var devices = try DeviceStore.load(path)
+            let before = devices.count
+            devices.removeAll { $0.idString == device.lowercased() || $0.name == device }
+            guard devices.count < before else { throw ValidationError("no paired device with id or name \(device)") }
+            try DeviceStore.save(devices, to: path)
+            if let pid = runningDaemonPID(state) { kill(pid, SIGHUP) }
+            print("revoked \(before - devices.count) device(s)")
+        }
+    }
+}
+
+struct BootstrapKeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bootstrap-key",
+                                                    abstract: "Print a new random bootstrap key (Base64, 32 bytes).")
+    func run() throws {
+        print(Base64.encode(Random.bytes(count: 32)))
+    }
+}
