@@ -36,10 +36,10 @@ struct IdentityOptions: ParsableArguments {
     func load() throws -> ClientIdentity {
         let loaded: ClientIdentity?
         do { loaded = try ClientIdentity.load(from: path) } catch {
-            throw ValidationError("cannot read \(path): \(error)")
+            throw CLIError("cannot read \(path): \(error)")
         }
         guard let loaded else {
-            throw ValidationError("this device is not paired: run `clawchat pair clawchat-current.sec` with a file from the server")
+            throw CLIError("this device is not paired: run `clawchat pair clawchat-current.sec` with a file from the server")
         }
         return loaded
     }
@@ -52,7 +52,7 @@ func connect(_ identity: ClientIdentity, loop: EventLoop, timeout: Duration) thr
     session.onEvent = { if case .established = $0 { up = true } }
     session.start()
     guard loop.run(until: timeout, condition: { up }) else {
-        throw ValidationError("no answer from \(identity.servers.map(\.description).joined(separator: ", ")) within \(Int(timeout.seconds)) s; is clawchatd running, and is this device still paired?")
+        throw CLIError("no answer from \(identity.servers.map(\.description).joined(separator: ", ")) within \(Int(timeout.seconds)) s; is clawchatd running, and is this device still paired?")
     }
     return session
 }
@@ -68,34 +68,34 @@ struct Pair: ParsableCommand {
 
     func run() throws {
         ignoreSIGPIPE()
-        guard let bytes = try AtomicFile.read(file) else { throw ValidationError("\(file) does not exist") }
+        guard let bytes = try AtomicFile.read(file) else { throw CLIError("\(file) does not exist") }
         let key = try readBootstrapKey()
         let loop = try EventLoop()
         let deviceName = name ?? hostName()
         do {
             let id = try Pairing.run(fileBytes: bytes, bootstrapKey: key, deviceName: deviceName,
                                      identityPath: identity.path, loop: loop)
-            out("paired as \"\(deviceName)\" (device \(hexString(withUnsafeBytes(of: id.deviceID.bigEndian) { Array($0) })))); identity saved in \(identity.path)\n")
+            out("paired as \"\(deviceName)\" (device \(hexString(withUnsafeBytes(of: id.deviceID.bigEndian) { Array($0) }))); identity saved in \(identity.path)\n")
         } catch {
-            throw ValidationError(error.description)
+            throw CLIError(error.description)
         }
     }
 
     private func readBootstrapKey() throws -> BootstrapKey {
         var text: String
         if let f = bootstrapKeyFile {
-            guard let b = try AtomicFile.read(f) else { throw ValidationError("\(f) does not exist") }
+            guard let b = try AtomicFile.read(f) else { throw CLIError("\(f) does not exist") }
             text = String(decoding: b, as: UTF8.self)
         } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
             text = String(cString: env)
         } else {
             guard isatty(0) == 1, let p = getpass("Bootstrap key: ") else {
-                throw ValidationError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file")
+                throw CLIError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file")
             }
             text = String(cString: p)
         }
         while text.last == "\n" || text.last == "\r" { text.removeLast() }
-        do { return try BootstrapKey(text) } catch { throw ValidationError(error.description) }
+        do { return try BootstrapKey(text) } catch { throw CLIError(error.description) }
     }
 
     private func hostName() -> String {
@@ -121,7 +121,7 @@ struct Ask: ParsableCommand {
         session.onMessage = { reply = $0 }
         session.send(Array(text.utf8))
         guard loop.run(until: .seconds(timeout), condition: { reply != nil }), let reply else {
-            throw ValidationError("no reply within \(timeout) s")
+            throw CLIError("no reply within \(timeout) s")
         }
         let s = String(decoding: reply, as: UTF8.self)
         out(json ? "{\"reply\":\(jsonString(s))}\n" : s + "\n")
@@ -159,7 +159,7 @@ struct Compromised: ParsableCommand {
         let id = try identity.load()
         if !yes {
             out("This destroys every session key, revokes EVERY paired device, and deletes this device's identity.\nType COMPROMISED to confirm: ")
-            guard let line = readLine(), line == "COMPROMISED" else { throw ValidationError("not confirmed; nothing changed") }
+            guard let line = readLine(), line == "COMPROMISED" else { throw CLIError("not confirmed; nothing changed") }
         }
         let loop = try EventLoop()
         let confirmed = try runCompromised(id, loop: loop, identityPath: identity.path)
@@ -186,12 +186,17 @@ struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Interactive chat (the default).")
 
     @OptionGroup var identity: IdentityOptions
+    @Option(help: "Seconds of silence after which a keepalive is sent (keep it below your NAT's UDP timeout).")
+    var keepalive: Int = 15
 
     func run() throws {
         ignoreSIGPIPE()
+        guard keepalive >= 1 else { throw ValidationError("--keepalive must be at least 1 s") }
         let id = try identity.load()
         let loop = try EventLoop()
-        let chat = try InteractiveChat(identity: id, identityPath: identity.path, loop: loop)
+        var timers = ChannelTimers()
+        timers.keepaliveInterval = .seconds(keepalive)
+        let chat = try InteractiveChat(identity: id, identityPath: identity.path, loop: loop, timers: timers)
         chat.run()
     }
 }
@@ -207,11 +212,11 @@ final class InteractiveChat {
     var confirmingCompromised = false
     var done = false
 
-    init(identity: ClientIdentity, identityPath: String, loop: EventLoop) throws {
+    init(identity: ClientIdentity, identityPath: String, loop: EventLoop, timers: ChannelTimers) throws {
         self.loop = loop
         self.identity = identity
         self.identityPath = identityPath
-        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers)
+        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers, timers: timers)
         session.onMessage = { [unowned self] data in
             self.out("\r" + String(decoding: data, as: UTF8.self) + "\n")
             self.prompt()
@@ -297,4 +302,10 @@ final class InteractiveChat {
 func format3(_ v: Double) -> String {
     let scaled = Int((v * 10).rounded())
     return "\(scaled / 10).\(abs(scaled % 10))"
+}
+
+/// A failure at run time: printed as one line, exit status 1, no usage text.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -32,19 +32,19 @@ struct StateOptions: ParsableArguments {
 func loadBootstrapKey(file: String?) throws -> BootstrapKey {
     var text: String
     if let file {
-        guard let bytes = try AtomicFile.read(file) else { throw ValidationError("bootstrap key file \(file) does not exist") }
+        guard let bytes = try AtomicFile.read(file) else { throw CLIError("bootstrap key file \(file) does not exist") }
         text = String(decoding: bytes, as: UTF8.self)
     } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
         text = String(cString: env)
     } else {
-        throw ValidationError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file (generate one with `clawchatd bootstrap-key`)")
+        throw CLIError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file (generate one with `clawchatd bootstrap-key`)")
     }
     while text.last == "\n" || text.last == "\r" { text.removeLast() }
-    do { return try BootstrapKey(text) } catch { throw ValidationError(error.description) }
+    do { return try BootstrapKey(text) } catch { throw CLIError(error.description) }
 }
 
 func parseAddress(_ text: String, defaultPort: UInt16? = nil) throws -> SocketAddress {
-    do { return try SocketAddress(parsing: text, port: defaultPort) } catch { throw ValidationError(error.description) }
+    do { return try SocketAddress(parsing: text, port: defaultPort) } catch { throw CLIError(error.description) }
 }
 
 /// The pid of a running daemon for this state directory, if any.
@@ -104,7 +104,7 @@ struct Run: ParsableCommand {
         switch cipher {
         case "auto": suite = .preferred
         case "aes256gcm":
-            guard AEADCipher.aes256gcm.isAvailable else { throw ValidationError("this CPU has no AES-NI; use chacha20poly1305") }
+            guard AEADCipher.aes256gcm.isAvailable else { throw CLIError("this CPU has no AES-NI; use chacha20poly1305") }
             suite = .aes256gcm
         case "chacha20poly1305": suite = .chacha20poly1305
         default: throw ValidationError("--cipher must be auto, aes256gcm or chacha20poly1305")
@@ -126,10 +126,10 @@ struct Run: ParsableCommand {
         let loop = try EventLoop()
         let daemon: Daemon
         do { daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level)) } catch {
-            throw ValidationError(error.description)
+            throw CLIError(error.description)
         }
         try daemon.installSignalHandlers()
-        do { try daemon.start() } catch { throw ValidationError(error.description) }
+        do { try daemon.start() } catch { throw CLIError(error.description) }
         loop.runUntilStopped()
     }
 }
@@ -141,7 +141,7 @@ struct Secfile: ParsableCommand {
 
     func run() throws {
         guard let pid = runningDaemonPID(state) else {
-            throw ValidationError("clawchatd is not running for \(state.stateDir); start it first (it writes the security file)")
+            throw CLIError("clawchatd is not running for \(state.stateDir); start it first (it writes the security file)")
         }
         let path = "\(state.securityDirectory)/\(SecurityFile.fileName)"
         let before = fileIdentity(path)
@@ -153,7 +153,7 @@ struct Secfile: ParsableCommand {
             }
             usleep(50_000)
         }
-        throw ValidationError("the daemon did not write \(path) within 5 s; see its log")
+        throw CLIError("the daemon did not write \(path) within 5 s; see its log")
     }
 
     private func fileIdentity(_ path: String) -> [Int]? {
@@ -186,7 +186,7 @@ struct Devices: ParsableCommand {
             var devices = try DeviceStore.load(path)
             let before = devices.count
             devices.removeAll { $0.idString == device.lowercased() || $0.name == device }
-            guard devices.count < before else { throw ValidationError("no paired device with id or name \(device)") }
+            guard devices.count < before else { throw CLIError("no paired device with id or name \(device)") }
             try DeviceStore.save(devices, to: path)
             if let pid = runningDaemonPID(state) { kill(pid, SIGHUP) }
             print("revoked \(before - devices.count) device(s)")
@@ -200,4 +200,10 @@ struct BootstrapKeyCommand: ParsableCommand {
     func run() throws {
         print(Base64.encode(Random.bytes(count: 32)))
     }
+}
+
+/// A failure at run time: printed as one line, exit status 1, no usage text.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
