@@ -25,7 +25,6 @@ public final class CurlMulti {
     private var transfers: [UnsafeMutableRawPointer: HTTPTransfer] = [:]
     /// True while curl_multi_socket_action runs (and with it the transfer callbacks).
     private var insideCurl = false
-    private var drivingSocket: Int32 = -2
     private var deferredStarts: [HTTPTransfer] = []
     private var deferredCancels: [HTTPTransfer] = []
     /// Cancelled transfers waiting for `completionTimer` to deliver `.cancelled`.
@@ -162,7 +161,6 @@ public final class CurlMulti {
     /// the handler returns, and `watch([])` takes it off the loop at once.
     private func watch(socket: Int32, what: Int32) {
         if what == CURL_POLL_REMOVE {
-            if socket == drivingSocket { print("DEBUG remove-inside-own-handler fd \(socket)") }
             sockets.removeValue(forKey: socket)?.watch([])
             return
         }
@@ -200,7 +198,6 @@ public final class CurlMulti {
         withExtendedLifetime(self) {
             var running: Int32 = 0
             insideCurl = true
-            drivingSocket = socket
             _ = curl_multi_socket_action(handle, socket, events, &running)
             insideCurl = false
             settle()
