@@ -238,6 +238,10 @@ public final class ClientChannel {
         handshakeDeadline = nil
         firstAttempt = nil
         rtt = now - sentAt
+        // The server decides how often keys rotate; a client may only rotate more often.
+        if payload.rekeyAfterSeconds >= 10 {
+            timers.rekeyInterval = min(timers.rekeyInterval, .seconds(Int64(payload.rekeyAfterSeconds)))
+        }
         let kp = Keypair(localIndex: index, remoteIndex: msg.senderIndex, send: i2r, receive: r2i, created: now)
         if let old = current {
             previous?.zeroize()

@@ -224,7 +224,8 @@ public final class ServerChannel {
             return []
         }
 
-        var responsePayload = ResponsePayload()
+        let rekeySeconds = UInt32(clamping: timers.rekeyInterval.components.seconds)
+        var responsePayload = ResponsePayload(rekeyAfterSeconds: rekeySeconds)
         var pending: DeviceRecord?
         let psk: SecureBytes
         if let pairingPSK {
@@ -232,7 +233,7 @@ public final class ServerChannel {
             let id = known?.id ?? UInt64(Random.uniform(UInt32.max)) << 32 | UInt64(Random.uniform(UInt32.max))
             let name = payload.deviceName.isEmpty ? "device" : sanitizedName(payload.deviceName)
             pending = DeviceRecord(id: id, name: name, publicKey: remoteKey, psk: newPSK, pairedAt: 0)
-            responsePayload = ResponsePayload(deviceID: id, devicePSK: newPSK.copyToArray())
+            responsePayload = ResponsePayload(rekeyAfterSeconds: rekeySeconds, deviceID: id, devicePSK: newPSK.copyToArray())
             psk = pairingPSK
         } else {
             psk = known!.psk

@@ -152,9 +152,12 @@ struct InitiationPayload: Equatable {
     }
 }
 
-/// What the responder says inside Noise message 2: for a pairing, the device's permanent id and
-/// pre-shared key (readable only by the holder of the pairing secret, since psk2 precedes it).
+/// What the responder says inside Noise message 2: the server's rekey interval (the client
+/// initiates every rekey, so it must know when the server wants one) and, for a pairing, the
+/// device's permanent id and pre-shared key (readable only by the holder of the pairing secret,
+/// since psk2 is mixed in before this payload is encrypted).
 struct ResponsePayload {
+    var rekeyAfterSeconds: UInt32
     var deviceID: UInt64?
     var devicePSK: [UInt8]?
 
@@ -162,22 +165,26 @@ struct ResponsePayload {
         var out: [UInt8] = [Wire.protocolVersion]
         if let deviceID, let devicePSK {
             out.append(1)
+            out.appendBE(rekeyAfterSeconds)
             out.appendBE(deviceID)
             out += devicePSK
         } else {
             out.append(0)
+            out.appendBE(rekeyAfterSeconds)
         }
         return out
     }
 
-    init(deviceID: UInt64? = nil, devicePSK: [UInt8]? = nil) {
+    init(rekeyAfterSeconds: UInt32, deviceID: UInt64? = nil, devicePSK: [UInt8]? = nil) {
+        self.rekeyAfterSeconds = rekeyAfterSeconds
         self.deviceID = deviceID
         self.devicePSK = devicePSK
     }
 
     init?(decoding bytes: [UInt8]) {
         var r = ByteReader(bytes)
-        guard r.u8() == Wire.protocolVersion, let kind = r.u8() else { return nil }
+        guard r.u8() == Wire.protocolVersion, let kind = r.u8(), let rekey = r.u32() else { return nil }
+        rekeyAfterSeconds = rekey
         switch kind {
         case 0 where r.remaining == 0:
             deviceID = nil

@@ -279,3 +279,17 @@ import Testing
         #expect(!h.serverEvents.contains { if case .compromised = $0 { return true }; return false })
     }
 }
+
+@Suite struct RekeyIntervalTests {
+    @Test func clientAdoptsTheServersShorterRekeyInterval() throws {
+        var serverTimers = ChannelTimers()
+        serverTimers.rekeyInterval = .seconds(120)
+        let h = try ChannelHarness(timers: serverTimers)
+        h.client.timers = ChannelTimers()   // the client's own default: one hour
+        _ = h.pair()
+        #expect(h.client.timers.rekeyInterval == .seconds(120))
+        let before = h.client.handshakesCompleted
+        h.advance(.seconds(125))
+        #expect(h.client.handshakesCompleted == before + 1)
+    }
+}
