@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [
-            "ClawReactor", "ClawCrypto", "ClawChannel",
+            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
 

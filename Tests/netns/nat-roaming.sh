@@ -65,9 +65,11 @@ FIFO_OPEN=0
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    trap '' PIPE
     if [ "$FIFO_OPEN" = 1 ]; then
         # Ask the client to leave politely, then close our end of its stdin.
         { echo "/quit" >&9; } 2>/dev/null
+        sleep 0.3
         exec 9>&- 2>/dev/null
         FIFO_OPEN=0
     fi
@@ -99,6 +101,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# Writing to the chat FIFO after the client died must not kill this script (and skip the cleanup).
+trap '' PIPE
 trap 'echo "interrupted"; FAILED=$((FAILED + 1)); summary; exit 1' INT TERM HUP
 
 # Fatal setup problem: say so, count a failure, print the summary, exit 1 (cleanup runs via trap).
@@ -119,14 +123,23 @@ show_logs() {
     echo "-----------------------------------------"
 }
 
-# wait_for FILE EXTENDED-REGEX SECONDS: polls every 0.1 s; 0 if the pattern shows up in time.
+# wait_for FILE EXTENDED-REGEX SECONDS [PID]: polls every 0.1 s; 0 if the pattern shows up in
+# time. With PID, gives up early once that process has exited.
 wait_for() {
-    local file=$1 pattern=$2 secs=$3 i
+    local file=$1 pattern=$2 secs=$3 pid=${4:-} i
     for i in $(seq 1 $((secs * 10))); do
         if grep -Eq -- "$pattern" "$file" 2>/dev/null; then return 0; fi
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then break; fi
         sleep 0.1
     done
     grep -Eq -- "$pattern" "$file" 2>/dev/null
+}
+
+# send TEXT: one line to the chat client's stdin.
+send() {
+    if ! { echo "$1" >&9; } 2>/dev/null; then
+        info "could not write '$1' to the chat client (has it exited?)"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +252,7 @@ exec 9>"$TMP/chat.in"
 FIFO_OPEN=1
 
 CONNECTED=0
-wait_for "$TMP/client.log" '\[connected to' 15 && CONNECTED=1
+wait_for "$TMP/client.log" '\[connected to' 15 "$CLIENT_PID" && CONNECTED=1
 wait_for "$TMP/server.log" 'established from 10\.77\.2\.1:' 5
 
 if [ "$PAIR_RC" = 0 ] && grep -q '^paired as' <<<"$PAIR_OUT" && [ "$CONNECTED" = 1 ] &&
@@ -281,8 +294,8 @@ server_seen_port() {
 # ---------------------------------------------------------------------------------------------
 # 2. Chat works
 
-echo "ping1" >&9
-if wait_for "$TMP/client.log" '^.?echo: ping1$' 10; then
+send "ping1"
+if wait_for "$TMP/client.log" '^.?echo: ping1$' 10 "$CLIENT_PID"; then
     pass "2. chat through the NAT: sent ping1, got 'echo: ping1'"
 else
     fail "2. no 'echo: ping1' within 10 s"
@@ -300,9 +313,9 @@ sleep 12
 PORT_AFTER_IDLE=$(conntrack_ext_port)
 info "after idle:  conntrack external port ${PORT_AFTER_IDLE:-?}, server sees 10.77.2.1:$(server_seen_port)"
 
-echo "ping2" >&9
+send "ping2"
 GOT2=0
-wait_for "$TMP/client.log" '^.?echo: ping2$' 10 && GOT2=1
+wait_for "$TMP/client.log" '^.?echo: ping2$' 10 "$CLIENT_PID" && GOT2=1
 if [ "$GOT2" = 1 ] && ! grep -q '\[reconnecting' "$TMP/client.log" &&
    [ -n "$PORT_BEFORE_IDLE" ] && [ "$PORT_BEFORE_IDLE" = "$PORT_AFTER_IDLE" ] &&
    ! grep -q 'moved from' "$TMP/server.log"; then
@@ -324,9 +337,9 @@ if ! ip netns exec "$NS_R" conntrack -F >"$TMP/flush.out" 2>&1; then
 fi
 info "flushed the router's conntrack table ($(tr '\n' ' ' <"$TMP/flush.out"))"
 
-echo "ping3" >&9
+send "ping3"
 GOT3=0
-wait_for "$TMP/client.log" '^.?echo: ping3$' 15 && GOT3=1
+wait_for "$TMP/client.log" '^.?echo: ping3$' 15 "$CLIENT_PID" && GOT3=1
 wait_for "$TMP/server.log" 'moved from 10\.77\.2\.1:[0-9]+ to 10\.77\.2\.1:[0-9]+' 2
 PORT_AFTER_FLUSH=$(conntrack_ext_port)
 MOVE_LINE=$(grep -Eo 'moved from 10\.77\.2\.1:[0-9]+ to 10\.77\.2\.1:[0-9]+' "$TMP/server.log" | head -n1)
