@@ -26,13 +26,24 @@ public final class Keypair {
     deinit { zeroize() }
 
     /// Encrypts `plaintext` into a transport datagram, or nil if this key must not send any more.
+    /// One allocation: the datagram itself; the AEAD writes straight into it.
     func seal(_ plaintext: [UInt8]) -> [UInt8]? {
         guard !isZeroed, sendCounter < ReplayWindow.rejectAfterMessages else { return nil }
         let counter = sendCounter
         sendCounter += 1
-        let header = Wire.transportHeaderBytes(receiver: remoteIndex, counter: counter)
-        guard let body = try? sendCipher.encrypt(nonce: counter, ad: header, plaintext: plaintext) else { return nil }
-        return header + body
+        let headerLength = Wire.transportHeaderLength
+        var packet = [UInt8](repeating: 0, count: headerLength + plaintext.count + Wire.tagLength)
+        let ok = packet.withUnsafeMutableBytes { out -> Bool in
+            out[0] = PacketType.transport.rawValue
+            out.storeBytes(of: remoteIndex.bigEndian, toByteOffset: 4, as: UInt32.self)
+            out.storeBytes(of: counter.bigEndian, toByteOffset: 8, as: UInt64.self)
+            let header = UnsafeRawBufferPointer(rebasing: out[0..<headerLength])
+            let body = UnsafeMutableRawBufferPointer(rebasing: out[headerLength...])
+            return plaintext.withUnsafeBytes { plain in
+                (try? sendCipher.encrypt(nonce: counter, ad: header, plaintext: plain, into: body)) != nil
+            }
+        }
+        return ok ? packet : nil
     }
 
     /// Decrypts a transport datagram addressed to this key. Returns the plaintext and whether its
@@ -40,10 +51,14 @@ public final class Keypair {
     /// does not authenticate or is a replay. The replay window is updated only after authentication.
     func open(_ datagram: UnsafeRawBufferPointer, counter: UInt64) -> (plaintext: [UInt8], isNewest: Bool)? {
         guard !isZeroed, replay.wouldAccept(counter) else { return nil }
-        let header = Array(datagram[0..<Wire.transportHeaderLength])
-        let body = Array(datagram[Wire.transportHeaderLength...])
-        guard let plain = try? receiveCipher.decrypt(nonce: counter, ad: header, ciphertext: body) else { return nil }
-        guard replay.accept(counter) else { return nil }
+        let headerLength = Wire.transportHeaderLength
+        var plain = [UInt8](repeating: 0, count: datagram.count - headerLength - Wire.tagLength)
+        let ok = plain.withUnsafeMutableBytes { out in
+            (try? receiveCipher.decrypt(nonce: counter, ad: UnsafeRawBufferPointer(rebasing: datagram[0..<headerLength]),
+                                        ciphertext: UnsafeRawBufferPointer(rebasing: datagram[headerLength...]),
+                                        into: out)) != nil
+        }
+        guard ok, replay.accept(counter) else { return nil }
         return (plain, replay.highest == counter)
     }
 

@@ -45,7 +45,10 @@ public struct ReplayWindow: Sendable {
 
     /// Whether `counter` would be accepted, without recording it.
     public func wouldAccept(_ counter: UInt64) -> Bool {
-        var copy = self
-        return copy.accept(counter)
+        guard counter < Self.rejectAfterMessages else { return false }
+        if !sawAny || counter > highest { return true }
+        if highest - counter > Self.windowSize { return false }
+        let block = Int(truncatingIfNeeded: (counter / UInt64(Self.wordBits)) % UInt64(Self.ringWords))
+        return ring[block] & (UInt64(1) << (counter % UInt64(Self.wordBits))) == 0
     }
 }

@@ -61,3 +61,21 @@ struct ReplayWindowTests {
 
 /// `#expect` cannot call a mutating method on a local; this wrapper can.
 private func accept(_ w: inout ReplayWindow, _ c: UInt64) -> Bool { w.accept(c) }
+
+@Suite struct ReplayWindowPeekTests {
+    /// `wouldAccept` must agree with `accept` on every input, and never change the window.
+    @Test func peekAgreesWithAcceptAndChangesNothing() {
+        var w = ReplayWindow()
+        var g = SplitMix(seed: 99)
+        var base: UInt64 = 0
+        for _ in 0..<20_000 {
+            let r = g.next()
+            base += r % 3 == 0 ? r % 200 : 0
+            let c = base &+ (r >> 8) % 9000 &- 4500
+            let peek = w.wouldAccept(c)
+            let again = w.wouldAccept(c)
+            #expect(peek == again)
+            #expect(peek == accept(&w, c), "counter \(c)")
+        }
+    }
+}

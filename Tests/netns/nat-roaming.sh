@@ -152,10 +152,12 @@ if [ "$(id -u)" != 0 ]; then
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
     die "namespaces unavailable (not root)"
 fi
-for tool in ip iptables conntrack sysctl ss; do
+for tool in ip conntrack sysctl ss; do
     command -v "$tool" >/dev/null 2>&1 ||
         die "required tool '$tool' missing (apt-get install -y --no-install-recommends nftables iptables conntrack iproute2 procps)"
 done
+command -v iptables >/dev/null 2>&1 || command -v nft >/dev/null 2>&1 ||
+    die "neither iptables nor nft is installed (apt-get install -y --no-install-recommends nftables iptables)"
 
 TMP=$(mktemp -d /tmp/ccnat.XXXXXX) || die "mktemp failed"
 chmod 755 "$TMP"
@@ -200,8 +202,13 @@ setup_net() {
 
 # NAT with random source-port mapping: after a conntrack flush the next packet gets a new port.
 if ! ip netns exec "$NS_R" iptables -t nat -A POSTROUTING -o rs -j MASQUERADE --random 2>"$TMP/nat.err"; then
-    cat "$TMP/nat.err"
-    die "could not install MASQUERADE --random in the router namespace"
+    # Fall back to nft directly (same rule: masquerade with random port mapping).
+    if ! { ip netns exec "$NS_R" nft add table ip ccnat &&
+           ip netns exec "$NS_R" nft add chain ip ccnat post '{ type nat hook postrouting priority 100 ; }' &&
+           ip netns exec "$NS_R" nft add rule ip ccnat post oifname rs masquerade random; } 2>>"$TMP/nat.err"; then
+        cat "$TMP/nat.err"
+        die "could not install MASQUERADE --random (iptables or nft) in the router namespace"
+    fi
 fi
 # Short UDP conntrack timeouts (per-netns sysctls; they exist once conntrack is active in the ns).
 if ! ip netns exec "$NS_R" sysctl -w net.netfilter.nf_conntrack_udp_timeout=5 \
