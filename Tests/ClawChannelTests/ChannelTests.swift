@@ -293,3 +293,21 @@ import Testing
         #expect(h.client.handshakesCompleted == before + 1)
     }
 }
+
+@Suite struct SessionTimeoutTests {
+    @Test func serverForgetsASilentSessionAndZeroesItsKeys() throws {
+        let h = try ChannelHarness()
+        _ = h.pair()
+        let keys = h.server.liveKeypairs
+        #expect(!keys.isEmpty)
+        // The client vanishes: only the server's timers run.
+        for _ in 0..<179 { h.clock.advance(by: .seconds(1)); h.handleServer(h.server.tick(now: h.clock.now)) }
+        #expect(!h.server.sessionInfos.isEmpty, "still inside the timeout")
+        h.clock.advance(by: .seconds(2))
+        h.handleServer(h.server.tick(now: h.clock.now))
+        #expect(h.server.sessionInfos.isEmpty)
+        #expect(h.serverEvents.contains { if case .sessionClosed = $0 { return true }; return false })
+        for kp in keys { #expect(kp.isZeroed && kp.keyMemoryIsZero) }
+        #expect(h.server.pairedDevices.count == 1, "a timeout ends the session, not the pairing")
+    }
+}

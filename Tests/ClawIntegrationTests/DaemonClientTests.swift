@@ -154,6 +154,28 @@ final class Fixture {
     }
 }
 
+extension DaemonClientTests {
+    @Test func revokedDeviceIsCutOffAndCannotReconnect() throws {
+        let f = try Fixture()
+        let id = try f.pair()
+        let (s, replies) = try f.connect(id)
+        #expect(f.ask(s, "a", replies: replies) == "echo: a")
+        // What `clawchatd devices revoke` does: rewrite the file, then SIGHUP (reloadDevices).
+        var devices = try DeviceStore.load("\(f.dir)/state/devices")
+        #expect(devices.count == 1)
+        devices.removeAll()
+        try DeviceStore.save(devices, to: "\(f.dir)/state/devices")
+        f.daemon.reloadDevices()
+        #expect(f.daemon.server.sessionInfos.isEmpty, "its session is closed at once")
+        #expect(f.ask(s, "b", replies: replies) == nil, "nothing is answered any more")
+        let fresh = try ClientSession(loop: f.loop, credentials: id.credentials, servers: id.servers)
+        var up = false
+        fresh.onEvent = { if case .established = $0 { up = true } }
+        fresh.start()
+        #expect(!f.loop.run(until: .seconds(2)) { up }, "a new handshake gets silence")
+    }
+}
+
 @Suite(.serialized) struct StunDiscoveryTests {
     /// A STUN responder on loopback that reports a fixed mapping, optionally with a wrong
     /// transaction id first.

@@ -316,7 +316,10 @@ PORT_BEFORE_IDLE=$(conntrack_ext_port)
 SERVER_PORT_BEFORE_IDLE=$(server_seen_port)
 info "before idle: conntrack external port ${PORT_BEFORE_IDLE:-?}, server sees 10.77.2.1:${SERVER_PORT_BEFORE_IDLE:-?}"
 info "idling 12 s (conntrack UDP timeout 5 s, keepalive 2 s)..."
-sleep 12
+sleep 12 &           # in the background so that a signal is handled at once
+IDLE_PID=$!
+PIDS+=("$IDLE_PID")
+wait "$IDLE_PID"
 PORT_AFTER_IDLE=$(conntrack_ext_port)
 info "after idle:  conntrack external port ${PORT_AFTER_IDLE:-?}, server sees 10.77.2.1:$(server_seen_port)"
 
