@@ -182,7 +182,7 @@ extension DaemonClientTests {
     func discover(family: SocketAddress.Family, mapped: SocketAddress, wrongFirst: Bool) throws -> SocketAddress? {
         let loop = try EventLoop()
         let responder = try UDPSocket(loop: loop, bindTo: .loopback(family))
-        responder.onDatagram = { bytes, from in
+        responder.onDatagram = { [unowned responder] bytes, from in
             let txid = Array(bytes[8..<20])
             if wrongFirst {
                 responder.send(STUN.bindingResponse(transactionID: txid.map { $0 ^ 0xFF },
@@ -193,7 +193,7 @@ extension DaemonClientTests {
         let socket = try UDPSocket(loop: loop, bindTo: .loopback(family))
         var result: SocketAddress??
         let d = StunDiscovery(loop: loop, socket: socket, servers: [responder.localAddress]) { result = $0 }
-        socket.onDatagram = { b, from in _ = d.offer(b, from: from) }
+        socket.onDatagram = { [unowned d] b, from in _ = d.offer(b, from: from) }
         d.start()
         loop.run(until: .seconds(5)) { result != nil }
         return result ?? nil

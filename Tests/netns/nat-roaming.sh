@@ -16,7 +16,8 @@
 #      the server logs "moved from 10.77.2.1:P1 to 10.77.2.1:P2" with P1 != P2, and no new pairing
 #
 # Needs root and network namespaces; if they are not available the script FAILS loudly (never passes).
-# Ends with "N passed, M failed"; exit status 0 only if everything passed.
+# The four checks make up one test: the last line is "1 passed, 0 failed" or "0 passed, 1 failed";
+# exit status 0 only if everything passed. Runtime about 13 s (a failing run at most ~1 min).
 
 set -u
 
@@ -352,7 +353,8 @@ GOT3=0
 wait_for "$TMP/client.log" '^.?echo: ping3$' 15 "$CLIENT_PID" && GOT3=1
 wait_for "$TMP/server.log" 'moved from 10\.77\.2\.1:[0-9]+ to 10\.77\.2\.1:[0-9]+' 2
 PORT_AFTER_FLUSH=$(conntrack_ext_port)
-MOVE_LINE=$(grep -Eo 'moved from 10\.77\.2\.1:[0-9]+ to 10\.77\.2\.1:[0-9]+' "$TMP/server.log" | head -n1)
+# The first move logged after the flush.
+MOVE_LINE=$(grep -Eo 'moved from 10\.77\.2\.1:[0-9]+ to 10\.77\.2\.1:[0-9]+' "$TMP/server.log" | sed -n "$((MOVES_BEFORE + 1))p")
 P1=$(sed -E 's/moved from 10\.77\.2\.1:([0-9]+) to .*/\1/' <<<"$MOVE_LINE")
 P2=$(sed -E 's/.* to 10\.77\.2\.1:([0-9]+)$/\1/' <<<"$MOVE_LINE")
 PAIRED_AFTER=$(grep -c 'paired; the security file is spent' "$TMP/server.log")
@@ -362,7 +364,7 @@ info "after flush: conntrack external port ${PORT_AFTER_FLUSH:-?}; server: '${MO
 info "pairings before/after: $PAIRED_BEFORE/$PAIRED_AFTER; handshakes (established) before/after: $ESTABLISHED_BEFORE/$ESTABLISHED_AFTER; client reconnects: $RECONNECTS"
 
 if [ "$GOT3" = 1 ] && [ -n "$MOVE_LINE" ] && [ -n "$P1" ] && [ -n "$P2" ] && [ "$P1" != "$P2" ] &&
-   [ "$P1" = "$P_OLD" ] && [ "$MOVES_BEFORE" = 0 ] &&
+   [ "$P1" = "$P_OLD" ] &&
    [ "$PAIRED_AFTER" = "$PAIRED_BEFORE" ] && [ "$(grep -c '^paired as' <<<"$PAIR_OUT")" = 1 ]; then
     pass "4. after conntrack -F the session followed the NAT to a new port (10.77.2.1:$P1 -> 10.77.2.1:$P2), 'echo: ping3' arrived, no new pairing"
 else

@@ -1,0 +1,92 @@
+import ClawChannel
+import Glibc
+
+/// A copy of this executable running one of its hidden subcommands, so the server side of a
+/// benchmark gets its own process (and CPU) while the parent generates load. The parent ends it
+/// by pid: `terminate()` is called explicitly, and again by `deinit` on every other path.
+final class ChildProcess {
+    let pid: pid_t
+    let name: String
+    private var reaped = false
+
+    /// Starts `/proc/self/exe` with `arguments`; `name` says what it is in error messages.
+    init(_ name: String, arguments: [String]) throws(BenchError) {
+        let executable = "/proc/self/exe"
+        let argv: [UnsafeMutablePointer<CChar>?] = (["clawchat-bench"] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, nil, nil, argv, environ)
+        guard rc == 0 else { throw BenchError("cannot start the \(name): posix_spawn: \(String(cString: strerror(rc)))") }
+        self.pid = pid
+        self.name = name
+    }
+
+    deinit { terminate() }
+
+    /// Waits until the child has written `path` and returns its contents. Fails if the child
+    /// exits first or nothing appears within `timeout`.
+    func waitForFile(_ path: String, timeout: Duration) throws(BenchError) -> [UInt8] {
+        let clock = MonotonicClock()
+        let end = clock.now + timeout
+        while clock.now < end {
+            if let bytes = try? AtomicFile.read(path), !bytes.isEmpty { return bytes }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                reaped = true
+                throw BenchError("the \(name) (pid \(pid)) exited before it was ready (wait status \(status))")
+            }
+            usleep(10_000)
+        }
+        throw BenchError("the \(name) (pid \(pid)) did not write \(path) within \(Int(timeout.seconds)) s")
+    }
+
+    /// CPU time the child has used so far, in seconds (`/proc/PID/schedstat`, nanoseconds).
+    var cpuSeconds: Double? {
+        guard let bytes = try? AtomicFile.read("/proc/\(pid)/schedstat"),
+              let first = String(decoding: bytes, as: UTF8.self).split(separator: " ").first,
+              let ns = UInt64(first) else { return nil }
+        return Double(ns) / 1e9
+    }
+
+    /// SIGTERM, up to two seconds for the child to exit, then SIGKILL. Idempotent.
+    func terminate() {
+        guard !reaped else { return }
+        reaped = true
+        kill(pid, SIGTERM)
+        for _ in 0..<200 {
+            let r = waitpid(pid, nil, WNOHANG)
+            if r == pid || r < 0 { return }
+            usleep(10_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, nil, 0)
+    }
+}
+
+/// A private directory under /tmp (mode 0700 from `mkdtemp`), removed with its contents on deinit.
+final class TempDirectory {
+    let path: String
+
+    init(prefix: String) throws(BenchError) {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard let made else { throw BenchError("cannot create a temporary directory: \(String(cString: strerror(errno)))") }
+        path = String(cString: made)
+    }
+
+    deinit { Self.removeTree(path) }
+
+    private static func removeTree(_ path: String) {
+        guard let dir = opendir(path) else { unlink(path); return }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let child = "\(path)/\(name)"
+            if entry.pointee.d_type == UInt8(DT_DIR) { removeTree(child) } else { unlink(child) }
+        }
+        closedir(dir)
+        rmdir(path)
+    }
+}

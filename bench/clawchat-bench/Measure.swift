@@ -1,0 +1,74 @@
+import ClawReactor
+import Glibc
+
+/// The median and spread of one quantity measured once per round.
+struct Summary {
+    let samples: [Double]
+    let median: Double
+    let min: Double
+    let max: Double
+
+    init(_ samples: [Double]) {
+        precondition(!samples.isEmpty, "a summary needs at least one sample")
+        self.samples = samples
+        let sorted = samples.sorted()
+        let mid = sorted.count / 2
+        median = sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+        min = sorted[0]
+        max = sorted[sorted.count - 1]
+    }
+}
+
+/// CPU time of this process. Every scenario here runs on one thread, so process time is the
+/// time of the thread being measured.
+struct CPUUsage {
+    /// User plus system time, from `CLOCK_PROCESS_CPUTIME_ID` (nanosecond precision).
+    var total: Double
+    /// System (kernel) time alone, from `getrusage`; its split from user time is an estimate
+    /// the kernel makes from ticks, so only its share of `total` is meaningful.
+    var system: Double
+    var user: Double
+
+    static func now() -> CPUUsage {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        var ru = rusage()
+        getrusage(RUSAGE_SELF, &ru)
+        return CPUUsage(total: Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9,
+                        system: seconds(ru.ru_stime), user: seconds(ru.ru_utime))
+    }
+
+    static func - (a: CPUUsage, b: CPUUsage) -> CPUUsage {
+        CPUUsage(total: a.total - b.total, system: a.system - b.system, user: a.user - b.user)
+    }
+
+    /// The kernel's share of the CPU time, 0...1.
+    var systemShare: Double {
+        let split = system + user
+        return split > 0 ? system / split : 0
+    }
+
+    private static func seconds(_ tv: timeval) -> Double { Double(tv.tv_sec) + Double(tv.tv_usec) / 1e6 }
+}
+
+/// Wall time and CPU time of a block of work.
+struct Timing {
+    var wall: Double
+    var cpu: CPUUsage
+
+    /// Runs `body` `iterations` times and measures the whole.
+    static func of(_ iterations: Int, _ body: () throws -> Void) rethrows -> Timing {
+        let clock = MonotonicClock()
+        let wall0 = clock.now
+        let cpu0 = CPUUsage.now()
+        for _ in 0..<iterations { try body() }
+        let cpu = CPUUsage.now() - cpu0
+        return Timing(wall: (clock.now - wall0).seconds, cpu: cpu)
+    }
+}
+
+/// A failure that ends the run, said in one line.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
