@@ -80,6 +80,7 @@ public final class ClientChannel {
     private var keepaliveSentAt: Instant?
     private var silentRounds = 0
     private var compromisedDeadline: Instant?
+    private var compromisedResend: Instant?
     private var queue: [[UInt8]] = []
     static let maxQueued = 1024
     private var indices = IndexAllocator()
@@ -120,6 +121,7 @@ public final class ClientChannel {
     public func sendCompromised(now: Instant) -> [Action] {
         guard let kp = current else { return destroy() + [.compromisedUnconfirmed] }
         compromisedDeadline = now + timers.replyTimeout * 3
+        compromisedResend = now + timers.replyTimeout / 5
         return sealAndSend([InnerKind.compromised.rawValue], with: kp, now: now, expectReply: true)
     }
 
@@ -140,6 +142,12 @@ public final class ClientChannel {
             // No confirmation: the server may already have acted and lost its answer. The user
             // asked for the keys to be destroyed, so destroy them anyway.
             return destroy() + [.compromisedUnconfirmed]
+        }
+        if let r = compromisedResend, now >= r, let kp = current {
+            // The command must not be lost with one datagram: repeat it until the ack. A repeat
+            // after the server acted decrypts under nothing there and is ignored.
+            compromisedResend = now + timers.replyTimeout / 5
+            actions += sealAndSend([InnerKind.compromised.rawValue], with: kp, now: now, expectReply: true)
         }
         if let exp = previousExpires, now >= exp {
             previous?.zeroize()
@@ -181,6 +189,7 @@ public final class ClientChannel {
         var t: Instant?
         func consider(_ x: Instant?) { if let x, t == nil || x < t! { t = x } }
         consider(compromisedDeadline)
+        consider(compromisedResend)
         consider(previousExpires)
         consider(handshakeDeadline)
         if handshake == nil { consider(awaitingReplySince.map { $0 + timers.replyTimeout }) }
@@ -314,6 +323,7 @@ public final class ClientChannel {
         handshake = nil
         handshakeDeadline = nil
         compromisedDeadline = nil
+        compromisedResend = nil
         credentials.psk.zeroize()
         credentials.staticKey.privateKey.zeroize()
         queue = []

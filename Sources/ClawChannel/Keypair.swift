@@ -28,7 +28,8 @@ public final class Keypair {
     /// Encrypts `plaintext` into a transport datagram, or nil if this key must not send any more.
     /// One allocation: the datagram itself; the AEAD writes straight into it.
     func seal(_ plaintext: [UInt8]) -> [UInt8]? {
-        guard !isZeroed, sendCounter < ReplayWindow.rejectAfterMessages else { return nil }
+        guard !isZeroed, sendCounter < ReplayWindow.rejectAfterMessages,
+              plaintext.count <= Wire.maxTransportPlaintext else { return nil }
         let counter = sendCounter
         sendCounter += 1
         let headerLength = Wire.transportHeaderLength

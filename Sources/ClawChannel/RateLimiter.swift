@@ -1,6 +1,6 @@
 import ClawReactor
 
-/// Token buckets per source address plus one global bucket, refilled from `Instant`s given by the
+/// Token buckets per source (IPv4 address, IPv6 /64) plus one global bucket, refilled from `Instant`s given by the
 /// caller (no clock inside). Entries idle long enough to be full again are pruned.
 public struct HandshakeRateLimiter {
     struct Bucket {
@@ -20,7 +20,8 @@ public struct HandshakeRateLimiter {
     public mutating func allow(source: SocketAddress, now: Instant) -> Bool {
         prune(now: now)
         var g = refill(global, rate: limits.globalPerSecond, burst: limits.globalBurst, now: now)
-        let key = source.addressBytes
+        // One IPv6 host commonly owns a whole /64: count it as one source.
+        let key = source.family == .v6 ? Array(source.addressBytes.prefix(8)) : source.addressBytes
         var s = refill(perSource[key], rate: limits.perSourcePerSecond, burst: limits.perSourceBurst, now: now)
         guard g.tokens >= 1, s.tokens >= 1 else {
             global = g

@@ -52,7 +52,10 @@ public enum STUN {
             let attr = Array(bytes[value..<value + len])
             switch type {
             case attrXorMappedAddress, attrXorMappedAddressOld:
-                return try decodeAddress(attr, xorWith: transactionID)
+                let a = try decodeAddress(attr, xorWith: transactionID)
+                // 0.0.0.0 or :: is not a place anyone can send to: not a usable answer.
+                guard !a.isUnspecified, a.port != 0 else { throw .noMappedAddress }
+                return a
             case attrMappedAddress:
                 mapped = try decodeAddress(attr, xorWith: nil)
             default:
@@ -60,7 +63,7 @@ public enum STUN {
             }
             offset = value + (len + 3) / 4 * 4
         }
-        if let mapped { return mapped }
+        if let mapped, !mapped.isUnspecified, mapped.port != 0 { return mapped }
         throw .noMappedAddress
     }
 

@@ -29,6 +29,7 @@ public enum SecurityFileError: Error, Equatable, CustomStringConvertible {
     case malformedContents
     case emptyBootstrapKey
     case keyDerivationFailed
+    case noReachableAddress
 
     public var description: String {
         switch self {
@@ -42,6 +43,7 @@ public enum SecurityFileError: Error, Equatable, CustomStringConvertible {
         case .malformedContents: return "the security file decrypted but its contents are malformed"
         case .emptyBootstrapKey: return "the bootstrap key is empty; set CLAWCHAT_BOOTSTRAP_KEY"
         case .keyDerivationFailed: return "could not derive the file key (Argon2id ran out of memory?)"
+        case .noReachableAddress: return "no reachable address to write into the security file (never 0.0.0.0 or ::); set --public-address"
         }
     }
 }
@@ -107,8 +109,7 @@ public struct SecurityFile {
     /// Encrypts the file under the bootstrap key. Argon2id limits apply to passphrases only.
     public func sealed(with key: BootstrapKey, argon2OpsLimit: UInt64 = PasswordKDF.opsLimitInteractive,
                        argon2MemLimit: Int = PasswordKDF.memLimitInteractive) throws(SecurityFileError) -> [UInt8] {
-        precondition(!addresses.isEmpty && !addresses.contains { $0.isUnspecified },
-                     "a security file must name a reachable address")
+        guard !addresses.isEmpty, !addresses.contains(where: \.isUnspecified) else { throw .noReachableAddress }
         let salt = Random.bytes(count: 16)
         var header = Self.magic + [Self.formatVersion]
         switch key {
@@ -154,7 +155,7 @@ public struct SecurityFile {
         // A file written with a raw key cannot open with a passphrase and vice versa.
         guard kdf == expectedKind else { throw kdf == 1 || kdf == 2 ? .wrongBootstrapKey : .notASecurityFile }
         // Refuse absurd Argon2 parameters from the file rather than allocating gigabytes.
-        if kdf == 2 && (ops > 16 || memKiB > 1 << 20 || ops < PasswordKDF.opsLimitMin) { throw .tampered }
+        if kdf == 2 && (ops > 16 || memKiB > 256 << 10 || ops < PasswordKDF.opsLimitMin) { throw .tampered }
         let fileKey = try fileKey(key, salt: salt, ops: ops, memKiB: memKiB)
         let actualCheck = Array(HMACSHA256.authenticate(key: fileKey, data: keyCheckLabel).prefix(16))
         guard constantTimeEqual(actualCheck, check) else { throw .wrongBootstrapKey }

@@ -50,8 +50,9 @@ public final class ServerChannel {
         var previousExpires: Instant?
         /// Keys from a handshake whose initiator has not yet used them.
         var next: Keypair?
-        /// Set while this session is a pairing that awaits key confirmation.
-        var pendingPairing: DeviceRecord?
+        /// Set while this session is a pairing that awaits key confirmation: the device to
+        /// register, and the pairing secret it used (which must still be unspent then).
+        var pendingPairing: (device: DeviceRecord, secret: SecureBytes)?
         init(deviceID: UInt64, publicKey: [UInt8], endpoint: SocketAddress, now: Instant) {
             self.deviceID = deviceID
             self.publicKey = publicKey
@@ -149,6 +150,7 @@ public final class ServerChannel {
             if let next = s.next, now - next.created >= timers.rekeyTimeout * 3 {
                 drop(next)
                 s.next = nil
+                s.pendingPairing = nil   // the pairing belonged to those keys
             }
             if let cur = s.current, now - cur.created >= timers.rejectAfter {
                 drop(cur)
@@ -219,6 +221,8 @@ public final class ServerChannel {
         }
         let known = devices[remoteKey]
         if pairingPSK == nil && known == nil { drops.unknownDevice += 1; return [] }
+        // A registered key never pairs again: a pairing must bring a fresh device key.
+        if pairingPSK != nil && known != nil { drops.handshakeFailed += 1; return [] }
         if let last = lastInitiation[remoteKey], payload.timestamp <= last {
             drops.replayedInitiation += 1
             return []
@@ -226,13 +230,13 @@ public final class ServerChannel {
 
         let rekeySeconds = UInt32(clamping: timers.rekeyInterval.components.seconds)
         var responsePayload = ResponsePayload(rekeyAfterSeconds: rekeySeconds)
-        var pending: DeviceRecord?
+        var pending: (device: DeviceRecord, secret: SecureBytes)?
         let psk: SecureBytes
         if let pairingPSK {
             let newPSK = SecureBytes.random(count: 32)
-            let id = known?.id ?? UInt64(Random.uniform(UInt32.max)) << 32 | UInt64(Random.uniform(UInt32.max))
+            let id = UInt64(Random.uniform(UInt32.max)) << 32 | UInt64(Random.uniform(UInt32.max))
             let name = payload.deviceName.isEmpty ? "device" : sanitizedName(payload.deviceName)
-            pending = DeviceRecord(id: id, name: name, publicKey: remoteKey, psk: newPSK, pairedAt: 0)
+            pending = (DeviceRecord(id: id, name: name, publicKey: remoteKey, psk: newPSK, pairedAt: 0), pairingPSK)
             responsePayload = ResponsePayload(rekeyAfterSeconds: rekeySeconds, deviceID: id, devicePSK: newPSK.copyToArray())
             psk = pairingPSK
         } else {
@@ -247,7 +251,7 @@ public final class ServerChannel {
             return []
         }
         lastInitiation[remoteKey] = payload.timestamp
-        let deviceID = pending?.id ?? known!.id
+        let deviceID = pending?.device.id ?? known!.id
         let keypair = Keypair(localIndex: localIndex, remoteIndex: msg.senderIndex, send: r2i, receive: i2r, created: now)
 
         let session: Session
@@ -261,7 +265,7 @@ public final class ServerChannel {
         // The initiation authenticated the device (ss with its known key), so its address is
         // trusted; for a pairing, nothing is trusted until key confirmation.
         session.endpoint = source
-        if let pending { session.pendingPairing = pending }
+        session.pendingPairing = pending
         drop(session.next)
         session.next = keypair
         byIndex[localIndex] = (session, keypair)
@@ -296,17 +300,25 @@ public final class ServerChannel {
             session.current = keypair
             session.next = nil
             handshakesCompleted += 1
-            if let device = session.pendingPairing {
-                devices[device.publicKey] = device
+            if let pending = session.pendingPairing {
                 session.pendingPairing = nil
+                // The secret must still be unspent: two holders of one file cannot both pair.
+                guard pairingSecrets.contains(where: { $0.secret === pending.secret }) else {
+                    return closeSession(session.deviceID, reason: "pairing secret already spent")
+                }
+                devices[pending.device.publicKey] = pending.device
                 pairingSecrets = []
-                actions.append(.devicePaired(device))
+                actions.append(.devicePaired(pending.device))
+                for other in Array(sessions.values) where other !== session && other.pendingPairing != nil {
+                    actions += closeSession(other.deviceID, reason: "pairing secret spent by another device")
+                }
             }
             actions.append(.sessionEstablished(device: session.deviceID, address: source))
         }
-        // Follow the client to a new address only on a packet that authenticated and is the
-        // newest seen: a replayed or delayed packet from an old address cannot pull us back.
-        if isNewest && session.endpoint != source && session.pendingPairing == nil {
+        // Follow the client to a new address only on a packet that authenticated under the
+        // current keys and is the newest seen under them: a replayed or delayed packet (also one
+        // held back from before a rekey) cannot pull the session to another address.
+        if isNewest && keypair === session.current && session.endpoint != source {
             let old = session.endpoint
             session.endpoint = source
             actions.append(.sessionRoamed(device: session.deviceID, from: old, to: source))
@@ -320,7 +332,7 @@ public final class ServerChannel {
         case .data:
             actions.append(.deliver(device: session.deviceID, data: Array(plaintext.dropFirst())))
         case .compromised:
-            guard plaintext.count == 1, session.pendingPairing == nil else { break }
+            guard plaintext.count == 1, keypair === session.current, devices.values.contains(where: { $0.id == session.deviceID }) else { break }
             if let kp = session.current, let ack = kp.seal([InnerKind.compromisedAck.rawValue]) {
                 actions.append(.send(ack, to: session.endpoint))
             }

@@ -26,8 +26,12 @@ public enum Wire {
     public static let noiseResponseOverhead = 32 + 16
     /// Bound on handshake payloads (names and so on): keeps initiations within one small datagram.
     public static let maxHandshakePayload = 256
-    /// Largest transport plaintext we send; with overhead, 1200 bytes of UDP payload.
-    public static let maxTransportPlaintext = 1200 - minTransportLength
+    /// Largest UDP payload of any channel datagram, sent or accepted.
+    public static let maxDatagram = 1200
+    /// Largest transport plaintext; with overhead, 1200 bytes of UDP payload.
+    public static let maxTransportPlaintext = maxDatagram - minTransportLength
+    /// Largest application message in one datagram (the plaintext's first byte is its kind).
+    public static let maxApplicationData = maxTransportPlaintext - 1
 
     static let mac1Label = Array("mac1----".utf8)
     static let pairingMac1Label = Array("mac1-pairing----".utf8)
@@ -109,7 +113,7 @@ public enum Wire {
 
     /// The receiver index and counter of a transport datagram, if it is shaped like one.
     static func transportHeader(_ d: UnsafeRawBufferPointer) -> (receiver: UInt32, counter: UInt64)? {
-        guard d.count >= minTransportLength, d.count <= 65_535,
+        guard d.count >= minTransportLength, d.count <= maxDatagram,
               d[0] == PacketType.transport.rawValue, d[1] == 0, d[2] == 0, d[3] == 0 else { return nil }
         return (d.readBE32(at: 4), d.readBE64(at: 8))
     }

@@ -125,7 +125,9 @@ public final class Daemon {
         if let stun, stun.offer(bytes, from: from) { return }
         let actions = server.receive(bytes, from: from, now: loop.clock.now)
         perform(actions)
-        if bytes.first != PacketType.transport.rawValue || actions.contains(where: { if case .sessionEstablished = $0 { return true }; return false }) {
+        // Deadlines only move earlier after a handshake; junk produces no action and no work.
+        if !actions.isEmpty && (bytes.first != PacketType.transport.rawValue
+            || actions.contains(where: { if case .sessionEstablished = $0 { return true }; return false })) {
             rearm()
         }
     }
