@@ -1,4 +1,5 @@
 import ClawChannel
+import ClawReactor
 import Glibc
 
 /// A copy of this executable running one of its hidden subcommands, so the server side of a
@@ -38,6 +39,16 @@ final class ChildProcess {
             usleep(10_000)
         }
         throw BenchError("the \(name) (pid \(pid)) did not write \(path) within \(Int(timeout.seconds)) s")
+    }
+
+    /// Fails if the child has exited (it should run until `terminate()`).
+    func ensureRunning() throws(BenchError) {
+        guard !reaped else { throw BenchError("the \(name) (pid \(pid)) is gone") }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            reaped = true
+            throw BenchError("the \(name) (pid \(pid)) exited during the benchmark (wait status \(status))")
+        }
     }
 
     /// CPU time the child has used so far, in seconds (`/proc/PID/schedstat`, nanoseconds).

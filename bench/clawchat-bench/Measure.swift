@@ -33,7 +33,7 @@ struct CPUUsage {
         var ts = timespec()
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
         var ru = rusage()
-        getrusage(RUSAGE_SELF, &ru)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
         return CPUUsage(total: Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9,
                         system: seconds(ru.ru_stime), user: seconds(ru.ru_utime))
     }
@@ -57,7 +57,7 @@ struct Timing {
     var cpu: CPUUsage
 
     /// Runs `body` `iterations` times and measures the whole.
-    static func of(_ iterations: Int, _ body: () throws -> Void) rethrows -> Timing {
+    static func of<E: Error>(_ iterations: Int, _ body: () throws(E) -> Void) throws(E) -> Timing {
         let clock = MonotonicClock()
         let wall0 = clock.now
         let cpu0 = CPUUsage.now()

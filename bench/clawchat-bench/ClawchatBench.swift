@@ -1,0 +1,173 @@
+// clawchat-bench: measures ClawChat against baselines in the same run and prints a table (or
+// JSON). Benchmarks report numbers; nothing here passes or fails. See bench/README.md.
+import ArgumentParser
+import ClawCrypto
+import Glibc
+
+@main
+struct ClawchatBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clawchat-bench",
+        abstract: "Measure ClawChat against baselines on this machine (loopback only).",
+        subcommands: [All.self, Echo.self, Handshake.self, EchoServerCommand.self],
+        defaultSubcommand: All.self)
+}
+
+/// Which AEAD cipher the channel uses in the benchmarks.
+enum CipherChoice: String, ExpressibleByArgument, CaseIterable {
+    /// What the daemon picks by default: AES-256-GCM where the CPU accelerates it.
+    case preferred
+    case aes256gcm
+    case chacha20poly1305
+
+    init(_ cipher: AEADCipher) { self = cipher == .aes256gcm ? .aes256gcm : .chacha20poly1305 }
+
+    var aead: AEADCipher {
+        switch self {
+        case .preferred: return .preferred
+        case .aes256gcm: return .aes256gcm
+        case .chacha20poly1305: return .chacha20poly1305
+        }
+    }
+}
+
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Measure each scenario this many times; the report gives the median and min–max.")
+    var rounds = 5
+
+    @Flag(help: "Print JSON instead of tables.")
+    var json = false
+
+    @Option(help: "AEAD cipher of the channel: preferred, aes256gcm or chacha20poly1305.")
+    var cipher: CipherChoice = .preferred
+
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard cipher.aead.isAvailable else { throw ValidationError("\(cipher.aead) is not available on this CPU") }
+    }
+}
+
+struct EchoOptions: ParsableArguments {
+    @Option(help: "Echo requests kept in flight.")
+    var window = 128
+
+    @Option(help: "Seconds of measurement per round and payload size.")
+    var duration = 2.0
+
+    @Option(help: "Seconds of load before each measurement starts.")
+    var warmup = 0.5
+
+    func validate() throws {
+        guard window >= 1 else { throw ValidationError("--window must be at least 1") }
+        guard duration > 0, warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
+    }
+
+    func settings(_ common: CommonOptions) -> EchoSettings {
+        EchoSettings(rounds: common.rounds, window: window, warmup: .milliseconds(Int64(warmup * 1000)),
+                     duration: .milliseconds(Int64(duration * 1000)), cipher: common.cipher.aead)
+    }
+}
+
+struct HandshakeOptions: ParsableArguments {
+    @Option(help: "Handshakes per round, for each variant.")
+    var handshakes = 1000
+
+    func validate() throws {
+        guard handshakes >= 1 else { throw ValidationError("--handshakes must be at least 1") }
+    }
+
+    func settings(_ common: CommonOptions) -> HandshakeSettings {
+        HandshakeSettings(rounds: common.rounds, count: handshakes, cipher: common.cipher.aead)
+    }
+}
+
+struct All: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run every scenario: echo, then handshake.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var echo: EchoOptions
+    @OptionGroup var handshake: HandshakeOptions
+
+    func run() throws {
+        let progress = Progress()
+        let e = echo.settings(common)
+        let h = handshake.settings(common)
+        let echoResults = try EchoScenario.run(e, progress: progress)
+        let handshakeResult = try HandshakeScenario.run(h, progress: progress)
+        progress.done()
+        Output.print(common, [
+            ("echo", EchoScenario.table(echoResults, e), EchoScenario.json(echoResults, e)),
+            ("handshake", HandshakeScenario.table(handshakeResult, h), HandshakeScenario.json(handshakeResult, h)),
+        ])
+    }
+}
+
+struct Echo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Encrypted echo datagrams per second through the daemon, against a plain UDP echo.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var echo: EchoOptions
+
+    func run() throws {
+        let progress = Progress()
+        let settings = echo.settings(common)
+        let results = try EchoScenario.run(settings, progress: progress)
+        progress.done()
+        Output.print(common, [("echo", EchoScenario.table(results, settings), EchoScenario.json(results, settings))])
+    }
+}
+
+struct Handshake: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Handshakes per second and their CPU cost, against the cost of their X25519 operations.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var handshake: HandshakeOptions
+
+    func run() throws {
+        let progress = Progress()
+        let settings = handshake.settings(common)
+        let result = try HandshakeScenario.run(settings, progress: progress)
+        progress.done()
+        Output.print(common, [("handshake", HandshakeScenario.table(result, settings),
+                               HandshakeScenario.json(result, settings))])
+    }
+}
+
+/// The report around the scenarios: what machine, what build, then each scenario's table or JSON.
+enum Output {
+    static func print(_ common: CommonOptions, _ scenarios: [(name: String, table: String, json: JSON)]) {
+        if common.json {
+            let report = JSON.object([
+                ("benchmark", .string("clawchat-bench")),
+                ("host", .object([
+                    ("cpus", .integer(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))),
+                    ("loadAverage1m", .number(loadAverage)),
+                    ("optimized", .bool(optimized)),
+                ])),
+                ("rounds", .integer(common.rounds)),
+                ("cipher", .string(common.cipher.aead.description)),
+            ] + scenarios.map { ($0.name, $0.json) })
+            Swift.print(report.render())
+            return
+        }
+        var header = "clawchat-bench: \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(fixed(loadAverage, 2)) "
+        header += "at the end, cipher \(common.cipher.aead), \(common.rounds) rounds; cells are median (min–max)"
+        if !optimized { header += "\nDEBUG BUILD: these numbers say nothing about release performance" }
+        Swift.print(header)
+        for s in scenarios { Swift.print("\n" + s.table) }
+    }
+
+    static var optimized: Bool {
+        #if DEBUG
+        return false
+        #else
+        return true
+        #endif
+    }
+
+    /// The 1-minute load average: other work on the machine skews every number here.
+    static var loadAverage: Double {
+        var loads = [Double](repeating: .nan, count: 3)
+        _ = getloadavg(&loads, 3)
+        return loads[0]
+    }
+}
