@@ -115,6 +115,9 @@ struct Ask: ParsableCommand {
 
     func run() throws {
         ignoreSIGPIPE()
+        guard text.utf8.count <= Wire.maxApplicationData else {
+            throw CLIError("the message is \(text.utf8.count) bytes; until streams land, one message must fit in \(Wire.maxApplicationData) bytes")
+        }
         let loop = try EventLoop()
         let session = try connect(try identity.load(), loop: loop, timeout: .seconds(timeout))
         var reply: [UInt8]?
@@ -287,6 +290,11 @@ final class InteractiveChat {
             confirmingCompromised = true
         default:
             if line.hasPrefix("/") { out("unknown command \(line); /help lists them\n"); prompt(); return }
+            guard line.utf8.count <= Wire.maxApplicationData else {
+                out("that line is \(line.utf8.count) bytes; for now one message must fit in \(Wire.maxApplicationData) bytes\n")
+                prompt()
+                return
+            }
             session.send(Array(line.utf8))
         }
     }
