@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "clawchatd", targets: ["clawchatd"]),
         .executable(name: "clawchat", targets: ["clawchat"]),
         .executable(name: "clawchat-bench", targets: ["clawchat-bench"]),
+        .executable(name: "clawchat-relay", targets: ["clawchat-relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,10 +32,12 @@ let package = Package(
         .target(name: "ClawReactor", dependencies: ["CLibevent", "CCurl", "CShim"]),
         .target(name: "ClawCrypto", dependencies: ["CSodium"]),
         .target(name: "ClawChannel", dependencies: ["ClawCrypto", "ClawReactor"]),
+        .target(name: "ClawTransport", dependencies: ["ClawReactor"]),
         // The reactor glue of each side: the daemon and the client, as libraries so tests can run
         // them in-process on loopback.
         .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"]),
         .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"]),
+        .target(name: "ClawRelay", dependencies: ["ClawReactor"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
             "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel",
@@ -48,13 +51,19 @@ let package = Package(
             "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
+        .executableTarget(name: "clawchat-relay", dependencies: [
+            "ClawRelay", "ClawReactor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"]),
         .testTarget(name: "ClawCryptoTests", dependencies: ["ClawCrypto"]),
         .testTarget(name: "ClawChannelTests", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ClawTransportTests", dependencies: ["ClawTransport", "ClawReactor"]),
         .testTarget(name: "ClawIntegrationTests",
                     dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor"]),
+        .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )
