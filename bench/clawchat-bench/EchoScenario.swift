@@ -29,9 +29,11 @@ struct EchoResult {
 /// same reactor code. Both servers run in child processes; this process is the load generator
 /// for both, alternating between them round by round so drift affects both alike.
 enum EchoScenario {
-    /// 64 bytes, and the largest payload that fits one transport datagram of 1200 bytes (the
-    /// transport plaintext is one kind byte plus the payload).
-    static let payloadSizes = [64, Wire.maxTransportPlaintext - 1]
+    /// What the daemon puts before the message it echoes (its default chat behaviour).
+    static let daemonEchoPrefix = Array("echo: ".utf8)
+    /// 64 bytes, and the largest payload whose echo still fits one datagram: the reply then is a
+    /// full 1200-byte transport datagram (`Wire.maxDatagram`), the request 6 bytes less.
+    static let payloadSizes = [64, Wire.maxApplicationData - daemonEchoPrefix.count]
 
     static func run(_ settings: EchoSettings, progress: Progress) throws(BenchError) -> [EchoResult] {
         let dir = try TempDirectory(prefix: "clawchat-bench")
@@ -90,7 +92,9 @@ enum EchoScenario {
                                               duration: settings.duration, server: server)
                     if interruption.requested { throw BenchError("interrupted") }
                     try server.ensureRunning()
-                    guard sample.repliesPerSecond > 0 else { throw BenchError("no replies from the \(server.name)") }
+                    guard sample.repliesPerSecond > 0 else {
+                        throw BenchError("no replies from the \(server.name) to \(results[i].payload)-byte requests")
+                    }
                     results[i][keyPath: samples].append(sample)
                 }
             }
