@@ -45,6 +45,10 @@ public final class UDPSocket {
     private var ioEvent: IOEvent?
     private let buffers: UnsafeMutableRawPointer
     private let slots: UnsafeMutablePointer<cshim_dgram>
+    /// Sends have their own buffers, so `sendBatch` is safe inside `onDatagram` (while the
+    /// receive buffers are still being handed out).
+    private let sendBuffers: UnsafeMutableRawPointer
+    private let sendSlots: UnsafeMutablePointer<cshim_dgram>
 
     /// Opens a socket bound to `address` (port 0 picks a free port) and starts reading.
     public init(loop: EventLoop, bindTo address: SocketAddress) throws(ReactorError) {
@@ -76,6 +80,9 @@ public final class UDPSocket {
         buffers = .allocate(byteCount: Self.batchSize * Self.maxDatagramSize, alignment: 16)
         slots = .allocate(capacity: Self.batchSize)
         slots.initialize(repeating: cshim_dgram(), count: Self.batchSize)
+        sendBuffers = .allocate(byteCount: Self.batchSize * Self.maxDatagramSize, alignment: 16)
+        sendSlots = .allocate(capacity: Self.batchSize)
+        sendSlots.initialize(repeating: cshim_dgram(), count: Self.batchSize)
         let event = IOEvent(loop: loop, fd: fd) { [unowned self] _ in withExtendedLifetime(self) { self.readAvailable() } }
         ioEvent = event
         event.watch(.readable)
@@ -86,6 +93,8 @@ public final class UDPSocket {
         close(fd)
         buffers.deallocate()
         slots.deallocate()
+        sendBuffers.deallocate()
+        sendSlots.deallocate()
     }
 
     /// Fixes the peer (the kernel then filters other senders and reports ICMP errors for it).
@@ -131,13 +140,13 @@ public final class UDPSocket {
             for i in 0..<n {
                 let d = datagrams[index + i]
                 let len = min(d.bytes.count, Self.maxDatagramSize)
-                let buf = buffers + i * Self.maxDatagramSize
+                let buf = sendBuffers + i * Self.maxDatagramSize
                 d.bytes.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: len) }
-                slots[i].buf = buf.assumingMemoryBound(to: UInt8.self)
-                slots[i].len = len
-                slots[i].addrlen = d.to.write(to: &slots[i].addr)
+                sendSlots[i].buf = buf.assumingMemoryBound(to: UInt8.self)
+                sendSlots[i].len = len
+                sendSlots[i].addrlen = d.to.write(to: &sendSlots[i].addr)
             }
-            let r = cshim_send_batch(fd, slots, UInt32(n))
+            let r = cshim_send_batch(fd, sendSlots, UInt32(n))
             if r < 0 {
                 _ = record(errno)
                 // Skip the datagram that failed; the rest of the batch is still worth sending.

@@ -95,3 +95,26 @@ import Testing
         #expect(throws: ReactorError.self) { try SocketAddress(parsing: "1.2.3.4") }
     }
 }
+
+@Suite(.serialized) struct UDPSocketReentrancyTests {
+    /// Replying with `sendBatch` from inside `onDatagram` must not disturb the batch being read.
+    @Test func sendBatchInsideTheReceiveHandlerLeavesTheReceivedBatchIntact() throws {
+        let loop = try EventLoop()
+        let server = try UDPSocket(loop: loop, bindTo: .loopback())
+        let client = try UDPSocket(loop: loop, bindTo: .loopback())
+        server.setBufferSizes(receive: 8 << 20, send: 8 << 20)
+        client.setBufferSizes(receive: 8 << 20, send: 8 << 20)
+        var seen: [UInt8] = []
+        var echoed = 0
+        server.onDatagram = { [unowned server] bytes, from in
+            seen.append(bytes[0])
+            // Eight replies: with shared buffers they would overwrite slots not yet handed out.
+            server.sendBatch((0..<8).map { _ in (bytes: [UInt8](repeating: 0xEE, count: 1000), to: from) })
+        }
+        client.onDatagram = { _, _ in echoed += 1 }
+        // Queue many datagrams before the server reads, so they arrive in one recvmmsg batch.
+        client.sendBatch((0..<50).map { (bytes: [UInt8($0)] + [UInt8](repeating: UInt8($0), count: 500), to: server.localAddress) })
+        #expect(loop.run(until: .seconds(3)) { seen.count == 50 && echoed == 400 })
+        #expect(seen == (0..<50).map { UInt8($0) })
+    }
+}
