@@ -1,5 +1,6 @@
 import ClawCrypto
 import ClawReactor
+import Glibc
 
 /// The bootstrap key that encrypts security files (`CLAWCHAT_BOOTSTRAP_KEY`): a random 32-byte
 /// key in Base64 is used directly; anything else is a passphrase stretched with Argon2id.
@@ -7,12 +8,42 @@ public enum BootstrapKey {
     case raw(SecureBytes)
     case passphrase(SecureBytes)
 
+    /// The key from `file` if given, else from `CLAWCHAT_BOOTSTRAP_KEY`; nil when neither is set.
+    /// Never from the command line itself, where `ps` would show it. Trailing newlines are ignored.
+    public static func load(file: String?) throws(BootstrapKeyLoadError) -> BootstrapKey? {
+        var text: String
+        if let file {
+            let bytes: [UInt8]?
+            do { bytes = try AtomicFile.read(file, limit: 4096) } catch { throw .unreadable(error.description) }
+            guard let bytes else { throw .unreadable("\(file) does not exist") }
+            text = String(decoding: bytes, as: UTF8.self)
+        } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
+            text = String(cString: env)
+        } else {
+            return nil
+        }
+        while text.last == "\n" || text.last == "\r" { text.removeLast() }
+        do { return try BootstrapKey(text) } catch { throw .invalid(error) }
+    }
+
     public init(_ text: String) throws(SecurityFileError) {
         guard !text.isEmpty else { throw .emptyBootstrapKey }
         if let bytes = Base64.decode(text), bytes.count == 32 {
             self = .raw(SecureBytes(copying: bytes))
         } else {
             self = .passphrase(SecureBytes(copying: Array(text.utf8)))
+        }
+    }
+}
+
+/// Why the bootstrap key could not be read.
+public enum BootstrapKeyLoadError: Error, CustomStringConvertible {
+    case unreadable(String)
+    case invalid(SecurityFileError)
+    public var description: String {
+        switch self {
+        case .unreadable(let why): return "cannot read the bootstrap key: \(why)"
+        case .invalid(let e): return e.description
         }
     }
 }

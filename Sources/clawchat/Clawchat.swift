@@ -81,21 +81,17 @@ struct Pair: ParsableCommand {
         }
     }
 
+    /// The key from a file or the environment, else asked for on the terminal (not echoed).
     private func readBootstrapKey() throws -> BootstrapKey {
-        var text: String
-        if let f = bootstrapKeyFile {
-            guard let b = try AtomicFile.read(f) else { throw CLIError("\(f) does not exist") }
-            text = String(decoding: b, as: UTF8.self)
-        } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
-            text = String(cString: env)
-        } else {
-            guard isatty(0) == 1, let p = getpass("Bootstrap key: ") else {
-                throw CLIError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file")
-            }
-            text = String(cString: p)
+        do {
+            if let key = try BootstrapKey.load(file: bootstrapKeyFile) { return key }
+        } catch {
+            throw CLIError(error.description)
         }
-        while text.last == "\n" || text.last == "\r" { text.removeLast() }
-        do { return try BootstrapKey(text) } catch { throw CLIError(error.description) }
+        guard isatty(0) == 1, let p = getpass("Bootstrap key: ") else {
+            throw CLIError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file")
+        }
+        do { return try BootstrapKey(String(cString: p)) } catch { throw CLIError(error.description) }
     }
 
     private func hostName() -> String {
@@ -127,27 +123,8 @@ struct Ask: ParsableCommand {
             throw CLIError("no reply within \(timeout) s")
         }
         let s = String(decoding: reply, as: UTF8.self)
-        out(json ? "{\"reply\":\(jsonString(s))}\n" : s + "\n")
+        out(json ? "{\"reply\":\(jsonQuoted(s))}\n" : s + "\n")
     }
-}
-
-func jsonString(_ s: String) -> String {
-    var o = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": o += "\\\""
-        case "\\": o += "\\\\"
-        case "\n": o += "\\n"
-        case "\r": o += "\\r"
-        case "\t": o += "\\t"
-        default:
-            if u.value < 0x20 {
-                let h = String(u.value, radix: 16)
-                o += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            } else { o.unicodeScalars.append(u) }
-        }
-    }
-    return o + "\""
 }
 
 struct Compromised: ParsableCommand {

@@ -27,20 +27,16 @@ struct StateOptions: ParsableArguments {
     var securityDirectory: String { securityDir ?? "\(stateDir)/security" }
 }
 
-/// Reads the bootstrap key from a file or CLAWCHAT_BOOTSTRAP_KEY, never from the command line
-/// (where `ps` would show it).
+/// The bootstrap key from `--bootstrap-key-file` or CLAWCHAT_BOOTSTRAP_KEY.
 func loadBootstrapKey(file: String?) throws -> BootstrapKey {
-    var text: String
-    if let file {
-        guard let bytes = try AtomicFile.read(file) else { throw CLIError("bootstrap key file \(file) does not exist") }
-        text = String(decoding: bytes, as: UTF8.self)
-    } else if let env = getenv("CLAWCHAT_BOOTSTRAP_KEY") {
-        text = String(cString: env)
-    } else {
-        throw CLIError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file (generate one with `clawchatd bootstrap-key`)")
+    do {
+        guard let key = try BootstrapKey.load(file: file) else {
+            throw CLIError("no bootstrap key: set CLAWCHAT_BOOTSTRAP_KEY or pass --bootstrap-key-file (generate one with `clawchatd bootstrap-key`)")
+        }
+        return key
+    } catch let e as BootstrapKeyLoadError {
+        throw CLIError(e.description)
     }
-    while text.last == "\n" || text.last == "\r" { text.removeLast() }
-    do { return try BootstrapKey(text) } catch { throw CLIError(error.description) }
 }
 
 func parseAddress(_ text: String, defaultPort: UInt16? = nil) throws -> SocketAddress {

@@ -1,3 +1,4 @@
+import ClawReactor
 import Glibc
 
 /// One line per step on stderr while a terminal watches; silent otherwise, so that redirected
@@ -94,7 +95,7 @@ indirect enum JSON {
             return x.isFinite ? "\(x)" : "null"
         case .integer(let n): return "\(n)"
         case .bool(let b): return b ? "true" : "false"
-        case .string(let s): return Self.quote(s)
+        case .string(let s): return jsonQuoted(s)
         case .array(let items):
             if items.isEmpty { return "[]" }
             if items.allSatisfy({ if case .number = $0 { return true }; return false }) {
@@ -103,25 +104,9 @@ indirect enum JSON {
             return "[\n" + items.map { inner + $0.render(indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
         case .object(let fields):
             if fields.isEmpty { return "{}" }
-            return "{\n" + fields.map { "\(inner)\(Self.quote($0.0)): \($0.1.render(indent: inner))" }.joined(separator: ",\n")
+            return "{\n" + fields.map { "\(inner)\(jsonQuoted($0.0)): \($0.1.render(indent: inner))" }.joined(separator: ",\n")
                 + "\n\(indent)}"
         }
     }
 
-    private static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
