@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Exercises the README's commands on real binaries, on loopback, without root:
+# bootstrap-key, run, pair, ask (plain and --json), devices list/revoke, secfile, a wrong
+# bootstrap key, a spent security file, and a graceful SIGTERM. Usage: cli-commands.sh BIN_DIR
+set -uo pipefail
+bin="${1:?usage: cli-commands.sh BIN_DIR}"
+work="$(mktemp -d /tmp/clawchat-cli.XXXXXX)"
+daemon_pid=""
+passed=0; failed=0
+cleanup() {
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+check() {  # check NAME COMMAND...: passes when the command succeeds
+  local name="$1"; shift
+  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
+}
+wait_for() {  # wait_for SECONDS COMMAND...
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.1; done
+}
+
+"$bin/clawchatd" bootstrap-key > "$work/bk"
+chmod 600 "$work/bk"
+state="$work/state"
+sec="$state/security/clawchat-current.sec"
+"$bin/clawchatd" run --state-dir "$state" --listen 127.0.0.1:0 --bootstrap-key-file "$work/bk" 2> "$work/daemon.log" &
+daemon_pid=$!
+check "daemon writes a security file" wait_for 10 test -f "$sec"
+cp "$sec" "$work/first.sec"
+
+export CLAWCHAT_CONFIG_DIR="$work/laptop"
+check "pair with a wrong bootstrap key fails with a clear error" \
+  bash -c "! CLAWCHAT_BOOTSTRAP_KEY=\$('$bin/clawchatd' bootstrap-key) '$bin/clawchat' pair '$sec' 2> '$work/err' && grep -q 'wrong bootstrap key' '$work/err'"
+check "pair" "$bin/clawchat" pair "$sec" --name laptop --bootstrap-key-file "$work/bk"
+check "ask" bash -c "[ \"\$('$bin/clawchat' ask hello)\" = 'echo: hello' ]"
+"$bin/clawchat" ask --json 'say "hi"' > "$work/json.out"
+printf '%s\n' '{"reply":"echo: say \"hi\""}' > "$work/json.expected"
+check "ask --json escapes quotes" cmp -s "$work/json.out" "$work/json.expected"
+check "devices list shows the device" bash -c "'$bin/clawchatd' devices list --state-dir '$state' | grep -q ' laptop '"
+check "the spent file cannot pair a second device" \
+  bash -c "! CLAWCHAT_CONFIG_DIR='$work/other' '$bin/clawchat' pair '$work/first.sec' --bootstrap-key-file '$work/bk' 2>/dev/null"
+
+check "secfile makes a fresh file" "$bin/clawchatd" secfile --state-dir "$state"
+check "the fresh file pairs a second device" \
+  env CLAWCHAT_CONFIG_DIR="$work/phone" "$bin/clawchat" pair "$sec" --name phone --bootstrap-key-file "$work/bk"
+check "revoke the second device" "$bin/clawchatd" devices revoke phone --state-dir "$state"
+check "the revoked device gets no answer" \
+  bash -c "! CLAWCHAT_CONFIG_DIR='$work/phone' '$bin/clawchat' ask --timeout 3 hi 2>/dev/null"
+check "the first device still works" bash -c "[ \"\$('$bin/clawchat' ask still)\" = 'echo: still' ]"
+
+kill -TERM "$daemon_pid"
+check "SIGTERM stops the daemon" wait_for 5 bash -c "! kill -0 $daemon_pid 2>/dev/null"
+check "the pid file is removed" test ! -f "$state/clawchatd.pid"
+check "no secret in the daemon's log" bash -c "! grep -qF \"\$(cat '$work/bk')\" '$work/daemon.log'"
+
+if [ $failed -gt 0 ]; then echo "daemon log:"; cat "$work/daemon.log"; fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
