@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "ClawCryptoTests", dependencies: ["ClawCrypto"]),
         .testTarget(name: "ClawChannelTests", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ClawTransportTests", dependencies: ["ClawTransport", "ClawReactor"]),
+        .testTarget(name: "ClawTransportTests", dependencies: ["ClawTransport", "ClawRelay", "ClawCrypto", "ClawReactor"]),
         .testTarget(name: "ClawIntegrationTests",
                     dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor"]),
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),

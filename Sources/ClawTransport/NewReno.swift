@@ -37,6 +37,13 @@ public struct NewReno: Sendable {
         }
     }
 
+    /// The packets whose loss reduced the window all arrived after all: restore the window and
+    /// threshold from before that reduction (as Linux's undo of a spurious recovery does).
+    public mutating func undoReduction(window previous: Int, threshold: Int) {
+        window = max(window, previous)
+        slowStartThreshold = max(slowStartThreshold, threshold)
+    }
+
     /// Lost packets: the newest one's send time decides whether this is a new congestion event.
     public mutating func onPacketsLost(bytes: Int, newestSentAt: Instant, now: Instant, persistentCongestion: Bool) {
         bytesInFlight = max(0, bytesInFlight - bytes)

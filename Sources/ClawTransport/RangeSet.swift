@@ -43,6 +43,25 @@ struct RangeSet: Equatable {
     @discardableResult
     mutating func insert(_ v: UInt64) -> Bool { insert(v...v) }
 
+    /// The first run of values in `lower...upper` that the set does not contain, if any.
+    func firstGap(in lower: UInt64, _ upper: UInt64) -> ClosedRange<UInt64>? {
+        var start = lower
+        // First range that ends at or after `start`.
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].upperBound < start { lo = mid + 1 } else { hi = mid }
+        }
+        while lo < ranges.count, ranges[lo].lowerBound <= start {
+            guard ranges[lo].upperBound < upper else { return nil }
+            start = ranges[lo].upperBound + 1
+            lo += 1
+        }
+        guard start <= upper else { return nil }
+        let end = lo < ranges.count ? min(upper, ranges[lo].lowerBound - 1) : upper
+        return start...end
+    }
+
     /// Drops the lowest ranges so that at most `limit` remain.
     mutating func keepHighest(_ limit: Int) {
         if ranges.count > limit { ranges.removeFirst(ranges.count - limit) }

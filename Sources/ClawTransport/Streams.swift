@@ -17,6 +17,10 @@ struct SendStream {
 
     init(peerMaxData: UInt64) { self.peerMaxData = peerMaxData }
 
+    var debugDescription: String {
+        "send base \(base) nextNew \(nextNew) written \(written) peerMax \(peerMaxData) lost \(lost.ranges.prefix(3)) acked \(acked.ranges.prefix(3)) fin \(finWritten)/\(finSent)/\(finAcked)"
+    }
+
     var buffered: Int { storage.count - head }
     var isDone: Bool { reset || (finAcked && base == written) }
     var hasRetransmission: Bool { !lost.isEmpty || (finWritten && !finSent && nextNew == written) }
@@ -36,16 +40,16 @@ struct SendStream {
     /// `newCredit` (connection credit) and the stream credit. `isNew` tells which.
     mutating func nextChunk(maxLength: Int, newCredit: UInt64) -> (offset: UInt64, length: Int, fin: Bool, isNew: Bool)? {
         while let r = lost.ranges.first {
-            // Skip what was acknowledged meanwhile.
-            if r.upperBound < base || acked.contains(r.lowerBound) && acked.contains(r.upperBound) {
+            // Send again only what is still unacknowledged: retransmissions are cut differently
+            // from the originals, so a lost range can be partly acknowledged by now.
+            guard r.upperBound >= base, let gap = acked.firstGap(in: max(r.lowerBound, base), r.upperBound) else {
                 lost.removeBelow(r.upperBound + 1)
                 continue
             }
-            let start = max(r.lowerBound, base)
-            let length = Int(min(UInt64(maxLength), r.upperBound - start + 1))
-            lost.removeBelow(start + UInt64(length))
-            let end = start + UInt64(length)
-            return (start, length, finWritten && end == written, false)
+            let length = Int(min(UInt64(maxLength), gap.upperBound - gap.lowerBound + 1))
+            let end = gap.lowerBound + UInt64(length)
+            lost.removeBelow(end)
+            return (gap.lowerBound, length, finWritten && end == written, false)
         }
         let credit = min(peerMaxData, nextNew + newCredit)
         let available = min(written, credit) - min(nextNew, min(written, credit))
@@ -65,8 +69,9 @@ struct SendStream {
 
     mutating func onAcked(offset: UInt64, length: Int, fin: Bool) {
         if fin { finAcked = true }
-        guard length > 0 else { return }
-        acked.insert(offset...(offset + UInt64(length) - 1))
+        let end = offset + UInt64(length)
+        guard length > 0, end > base else { return }   // a late acknowledgement of old bytes
+        acked.insert(max(offset, base)...(end - 1))
         if let first = acked.ranges.first, first.lowerBound <= base, first.upperBound >= base {
             let newBase = first.upperBound + 1
             head += Int(newBase - base)

@@ -53,7 +53,7 @@ public final class TransportConnection {
 
     public struct Stats: Sendable {
         public var packetsSent = 0, packetsReceived = 0, packetsLost = 0, duplicatePackets = 0
-        public var bytesSent = 0, streamBytesDelivered = 0, ptoCount = 0
+        public var bytesSent = 0, streamBytesDelivered = 0, ptoCount = 0, spuriousLosses = 0
     }
 
     // Sending state.
@@ -66,6 +66,15 @@ public final class TransportConnection {
     private var lastAckElicitingSent: Instant?
     private var lastProgress: Instant
     private var probesDue = 0
+    /// Reordering tolerance, raised when a packet declared lost is acknowledged after all
+    /// (RFC 9002 section 6.1 allows adapting both thresholds).
+    private(set) var packetThreshold: UInt64 = 3
+    private(set) var timeThresholdEighths: Int64 = 9
+    /// Numbers of packets declared lost recently, ascending, to recognise spurious losses.
+    private var declaredLost: [UInt64] = []
+    /// The window before the last reduction, and the packets whose loss caused it: if every one
+    /// of them is acknowledged after all, the reduction was spurious and is undone.
+    private var undo: (window: Int, threshold: Int, pending: Set<UInt64>)?
     private var pacingTokens: Double
     private var pacingUpdated: Instant
 
@@ -155,6 +164,14 @@ public final class TransportConnection {
 
     public var openStreams: Int { streams.count }
     public var bytesInFlight: Int { congestion.bytesInFlight }
+
+    /// One line per stream, for diagnosing a stalled transfer in tests.
+    var streamDiagnostics: [String] {
+        streams.keys.sorted().map { id in
+            let s = streams[id]!
+            return "stream \(id): \(s.send.debugDescription) | recv delivered \(s.recv.delivered) max \(s.recv.maxData) buffered \(s.recv.buffered); conn sentNew \(sentNewBytes)/\(peerMaxData) recv \(receivedBytes)/\(maxData)"
+        }
+    }
 
     // MARK: Input
 
@@ -293,6 +310,7 @@ public final class TransportConnection {
                 pn += 1
             }
         }
+        detectSpuriousLosses(ranges)
         guard !newlyAcked.isEmpty else { return }
         if let newest = newlyAcked.max(by: { $0.number < $1.number }), newest.number == largest, newest.ackEliciting {
             rtt.update(sample: now - newest.sentAt, ackDelay: min(ackDelay, config.maxAckDelay))
@@ -316,17 +334,41 @@ public final class TransportConnection {
         trimSent()
     }
 
+    /// A packet we declared lost was acknowledged: the network reordered, it did not drop.
+    /// Tolerate that much reordering from now on, and undo the window reduction once every
+    /// packet that caused it has turned up.
+    private func detectSpuriousLosses(_ ranges: [ClosedRange<UInt64>]) {
+        guard let first = declaredLost.first, let last = declaredLost.last else { return }
+        var found: [Int] = []
+        for r in ranges where r.upperBound >= first && r.lowerBound <= last {
+            var lo = 0, hi = declaredLost.count
+            while lo < hi { let m = (lo + hi) / 2; if declaredLost[m] < r.lowerBound { lo = m + 1 } else { hi = m } }
+            while lo < declaredLost.count, declaredLost[lo] <= r.upperBound { found.append(lo); lo += 1 }
+        }
+        guard !found.isEmpty else { return }
+        for i in Set(found).sorted(by: >) {
+            let pn = declaredLost.remove(at: i)
+            stats.spuriousLosses += 1
+            if let largestAcked, largestAcked - pn + 1 > packetThreshold { packetThreshold = min(largestAcked - pn + 1, 32) }
+            if undo?.pending.remove(pn) != nil, undo!.pending.isEmpty {
+                congestion.undoReduction(window: undo!.window, threshold: undo!.threshold)
+                undo = nil
+            }
+        }
+        timeThresholdEighths = min(timeThresholdEighths + 2, 16)
+    }
+
     private func detectLosses(now: Instant) {
         guard let largestAcked else { return }
         lossTime = nil
-        let lossDelay = max(max(rtt.latest, rtt.smoothed) * 9 / 8, config.timerGranularity)
+        let lossDelay = max(max(rtt.latest, rtt.smoothed) * timeThresholdEighths / 8, config.timerGranularity)
         var lost: [SentPacket] = []
         var i = 0
         while i < sent.count {
             let pn = sentBase + UInt64(i)
             if pn > largestAcked { break }
             if let p = sent[i] {
-                if largestAcked >= pn + 3 || p.sentAt <= now - lossDelay {
+                if largestAcked >= pn + packetThreshold || p.sentAt <= now - lossDelay {
                     lost.append(p)
                     sent[i] = nil
                 } else {
@@ -362,10 +404,26 @@ public final class TransportConnection {
                 }
             }
         }
-        // Persistent congestion: the lost packets span more than three probe timeouts.
-        let oldest = lost.map(\.sentAt).min()!
-        let persistent = rtt.hasSample && newest - oldest > rtt.pto(maxAckDelay: config.maxAckDelay, granularity: config.timerGranularity) * 3
+        // Persistent congestion: consecutive packets, none acknowledged between them, all lost
+        // over more than three probe timeouts (RFC 9002 section 7.6).
+        let span = rtt.pto(maxAckDelay: config.maxAckDelay, granularity: config.timerGranularity) * 3
+        var persistent = false
+        var runStart = lost[0]
+        for (a, b) in zip(lost, lost.dropFirst()) {
+            if b.number != a.number + 1 { runStart = b }
+            if rtt.hasSample && b.sentAt - runStart.sentAt > span { persistent = true }
+        }
+        let before = (congestion.window, congestion.slowStartThreshold, congestion.recoveryStart)
         congestion.onPacketsLost(bytes: bytes, newestSentAt: newest, now: now, persistentCongestion: persistent)
+        if persistent {
+            undo = nil
+        } else if congestion.recoveryStart != before.2 {
+            undo = (before.0, before.1, Set(lost.map(\.number)))
+        }
+        let sorted = declaredLost.last.map { $0 < lost[0].number } ?? true
+        for p in lost where p.ackEliciting { declaredLost.append(p.number) }
+        if !sorted { declaredLost.sort() }
+        if declaredLost.count > 512 { declaredLost.removeFirst(declaredLost.count - 512) }
     }
 
     private func trimSent() {

@@ -74,3 +74,52 @@ struct RecoveryTests {
         #expect(fired[2] == base + base * 2 + base * 4)
     }
 }
+
+/// Regressions found by the lossy-link test: both stalled a stream for good.
+struct SendStreamTests {
+    @Test func retransmissionSkipsOnlyWhatWasAcknowledged() {
+        var s = SendStream(peerMaxData: 1 << 20)
+        s.write(Array(repeating: 7, count: 3000)[...])
+        let a = s.nextChunk(maxLength: 3000, newCredit: 1 << 20)!
+        #expect(a.offset == 0 && a.length == 3000 && a.isNew)
+        s.onLost(offset: 0, length: 3000, fin: false)
+        // A retransmission cut differently: the ends arrive, the middle does not.
+        s.onAcked(offset: 0, length: 1000, fin: false)
+        s.onAcked(offset: 2000, length: 1000, fin: false)
+        let b = s.nextChunk(maxLength: 3000, newCredit: 1 << 20)
+        #expect(b?.offset == 1000 && b?.length == 1000 && b?.isNew == false, "the middle is sent again, not dropped")
+        #expect(s.nextChunk(maxLength: 3000, newCredit: 1 << 20) == nil)
+    }
+
+    @Test func lateAcknowledgementOfOldBytesDoesNotStopTheBaseFromAdvancing() {
+        var s = SendStream(peerMaxData: 1 << 20)
+        s.write(Array(repeating: 7, count: 4000)[...])
+        _ = s.nextChunk(maxLength: 4000, newCredit: 1 << 20)
+        s.onAcked(offset: 0, length: 2000, fin: false)
+        #expect(s.base == 2000)
+        s.onAcked(offset: 500, length: 500, fin: false)   // a duplicate, below the base
+        s.onAcked(offset: 2000, length: 2000, fin: false)
+        #expect(s.base == 4000 && s.buffered == 0)
+    }
+
+    @Test func firstGapFindsUnacknowledgedRuns() {
+        var r = RangeSet()
+        r.insert(10...19)
+        r.insert(30...39)
+        #expect(r.firstGap(in: 0, 50) == 0...9)
+        #expect(r.firstGap(in: 10, 50) == 20...29)
+        #expect(r.firstGap(in: 12, 35) == 20...29)
+        #expect(r.firstGap(in: 30, 39) == nil)
+        #expect(r.firstGap(in: 35, 45) == 40...45)
+    }
+
+    @Test func windowReductionIsUndoneWhenTheLostPacketsTurnUp() {
+        var cc = NewReno(maxDatagramSize: 1000)
+        let before = cc.window
+        cc.onPacketSent(bytes: 1000)
+        cc.onPacketsLost(bytes: 1000, newestSentAt: .zero, now: Instant(nanoseconds: 1), persistentCongestion: false)
+        #expect(cc.window == before / 2)
+        cc.undoReduction(window: before, threshold: Int.max)
+        #expect(cc.window == before && cc.inSlowStart)
+    }
+}

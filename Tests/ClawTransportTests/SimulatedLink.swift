@@ -1,58 +1,40 @@
 import ClawReactor
+import ClawRelay
 @testable import ClawTransport
 
-/// Two transport connections joined by a simulated lossy link on a fake clock: seeded loss,
-/// delay with jitter, duplication and reordering, so every run is reproducible.
+/// Two transport connections joined by a simulated network on a fake clock. Each direction runs
+/// the impairment relay's own model (`ClawRelay.Impairment`: seeded loss, delay with jitter,
+/// duplication, reordering, a bottleneck with a tail-drop buffer), so a run here is what the same
+/// settings do through `clawchat-relay`, only in simulated time and reproducible.
 final class SimulatedPair {
-    struct Impairment {
-        var loss = 0.0, duplicate = 0.0, reorder = 0.0
-        var delay: Duration = .milliseconds(10), jitter: Duration = .zero
-        /// Bytes per second the link carries (nil = unlimited).
-        var rate: Double? = nil
-    }
-
     var now = Instant(nanoseconds: 1_000_000_000)
     let client: TransportConnection
     let server: TransportConnection
-    var impairment: Impairment
+    private var toServer: Impairment
+    private var toClient: Impairment
+    /// While true, every datagram vanishes (a cut cable).
     var silent = false
-    private var rng: UInt64
-    private var inFlight: [(at: Instant, toServer: Bool, bytes: [UInt8])] = []
-    private var linkFree: [Bool: Instant] = [:]
+    private var queue = TimedHeap()
     var clientEvents: [TransportEvent] = []
     var serverEvents: [TransportEvent] = []
     var datagrams = 0
 
-    init(impairment: Impairment = Impairment(), seed: UInt64 = 1, config: TransportConfig = TransportConfig()) {
-        self.impairment = impairment
-        rng = seed
+    init(impairment: ImpairmentConfig = ImpairmentConfig(delay: .milliseconds(10)), seed: UInt64 = 1,
+         config: TransportConfig = TransportConfig()) {
+        toServer = Impairment(impairment, seed: seed)
+        toClient = Impairment(impairment, seed: seed &+ 0x5555)
         client = TransportConnection(isClient: true, config: config, now: now)
         server = TransportConnection(isClient: false, config: config, now: now)
     }
 
-    func random() -> Double {
-        rng &+= 0x9E37_79B9_7F4A_7C15
-        var z = rng
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
+    var lossStats: (toServer: ImpairmentStats, toClient: ImpairmentStats) { (toServer.stats, toClient.stats) }
 
-    private func transmit(_ packets: [[UInt8]], toServer: Bool) {
+    private func transmit(_ packets: [[UInt8]], toServer direction: Bool) {
         for p in packets {
             datagrams += 1
-            if silent || random() < impairment.loss { continue }
-            var departure = now
-            if let rate = impairment.rate {
-                departure = max(now, linkFree[toServer] ?? now)
-                linkFree[toServer] = departure + .nanoseconds(Int64(Double(p.count) / rate * 1e9))
-            }
-            let jitter = impairment.jitter == .zero ? Duration.zero
-                : .nanoseconds(Int64((random() * 2 - 1) * Double(impairment.jitter.nanoseconds)))
-            var at = departure + impairment.delay + jitter
-            if random() < impairment.reorder { at += impairment.delay }
-            inFlight.append((at, toServer, p))
-            if random() < impairment.duplicate { inFlight.append((at + .milliseconds(1), toServer, p)) }
+            if silent { continue }
+            let times = direction ? toServer.decide(now: now, size: p.count) : toClient.decide(now: now, size: p.count)
+            for t in times { queue.push(at: t, toServer: direction, bytes: p) }
         }
     }
 
@@ -68,16 +50,11 @@ final class SimulatedPair {
     func step(limit: Instant) {
         flush()
         var next = limit
-        if let d = inFlight.map(\.at).min() { next = min(next, d) }
+        if let d = queue.earliest { next = min(next, d) }
         if let t = client.nextWakeup { next = min(next, t) }
         if let t = server.nextWakeup { next = min(next, t) }
         now = max(now, next)
-        var due: [(at: Instant, toServer: Bool, bytes: [UInt8])] = []
-        inFlight.removeAll { p in
-            if p.at <= now { due.append(p); return true }
-            return false
-        }
-        for p in due.sorted(by: { $0.at < $1.at }) {
+        while let p = queue.popDue(now) {
             if p.toServer { server.receive(p.bytes, now: now) } else { client.receive(p.bytes, now: now) }
         }
         if let t = client.nextWakeup, t <= now { client.tick(now: now) }
@@ -87,7 +64,7 @@ final class SimulatedPair {
 
     /// Runs until `done` or `maxTime` of simulated time passes; returns whether `done` held.
     @discardableResult
-    func run(for maxTime: Duration, maxSteps: Int = 5_000_000, until done: () -> Bool) -> Bool {
+    func run(for maxTime: Duration, maxSteps: Int = 50_000_000, until done: () -> Bool) -> Bool {
         let end = now + maxTime
         var steps = 0
         while !done() && now < end && steps < maxSteps {
@@ -95,5 +72,44 @@ final class SimulatedPair {
             steps += 1
         }
         return done()
+    }
+}
+
+/// Datagrams in flight, earliest first (a binary min-heap; equal instants keep their order).
+struct TimedHeap {
+    struct Entry { let at: Instant; let seq: Int; let toServer: Bool; let bytes: [UInt8] }
+    private var heap: [Entry] = []
+    private var seq = 0
+    var earliest: Instant? { heap.first?.at }
+    var count: Int { heap.count }
+
+    private static func before(_ a: Entry, _ b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.seq < b.seq }
+
+    mutating func push(at: Instant, toServer: Bool, bytes: [UInt8]) {
+        heap.append(Entry(at: at, seq: seq, toServer: toServer, bytes: bytes))
+        seq += 1
+        var c = heap.count - 1
+        while c > 0, Self.before(heap[c], heap[(c - 1) / 2]) {
+            heap.swapAt(c, (c - 1) / 2)
+            c = (c - 1) / 2
+        }
+    }
+
+    mutating func popDue(_ now: Instant) -> Entry? {
+        guard let top = heap.first, top.at <= now else { return nil }
+        let last = heap.removeLast()
+        if heap.isEmpty { return top }
+        heap[0] = last
+        var p = 0
+        while true {
+            let l = 2 * p + 1, r = l + 1
+            var m = p
+            if l < heap.count, Self.before(heap[l], heap[m]) { m = l }
+            if r < heap.count, Self.before(heap[r], heap[m]) { m = r }
+            if m == p { break }
+            heap.swapAt(p, m)
+            p = m
+        }
+        return top
     }
 }

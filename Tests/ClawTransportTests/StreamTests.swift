@@ -1,4 +1,6 @@
+import ClawCrypto
 import ClawReactor
+import ClawRelay
 import Testing
 @testable import ClawTransport
 
