@@ -35,8 +35,8 @@ let package = Package(
         .target(name: "ClawTransport", dependencies: ["ClawReactor"]),
         // The reactor glue of each side: the daemon and the client, as libraries so tests can run
         // them in-process on loopback.
-        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"]),
-        .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor"]),
+        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
+        .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
         .target(name: "ClawRelay", dependencies: ["ClawReactor"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
@@ -44,11 +44,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat", dependencies: [
-            "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel",
+            "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [
-            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel",
+            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
         .executableTarget(name: "clawchat-relay", dependencies: [
@@ -62,7 +62,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ClawTransportTests", dependencies: ["ClawTransport", "ClawRelay", "ClawCrypto", "ClawReactor"]),
         .testTarget(name: "ClawIntegrationTests",
-                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor"]),
+                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay"]),
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]

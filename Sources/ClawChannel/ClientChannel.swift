@@ -106,14 +106,16 @@ public final class ClientChannel {
     }
 
     /// Queues or sends application data. Data sent before the channel is up waits (bounded).
-    public func send(_ data: [UInt8], now: Instant) -> [Action] {
+    /// `expectReply: false` for data the server will not answer (transport acknowledgements), so
+    /// that its silence is not taken for a dead path.
+    public func send(_ data: [UInt8], now: Instant, expectReply: Bool = true) -> [Action] {
         guard state != .destroyed else { return [] }
         // Unconfirmed keys may carry data: the server takes their first use as confirmation.
         guard let kp = current else {
             if queue.count < Self.maxQueued { queue.append(data) }
             return []
         }
-        return sealAndSend([InnerKind.data.rawValue] + data, with: kp, now: now, expectReply: true)
+        return sealAndSend([InnerKind.data.rawValue] + data, with: kp, now: now, expectReply: expectReply)
     }
 
     /// Sends the authenticated "compromised" command and destroys the local keys once the

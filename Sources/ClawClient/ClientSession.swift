@@ -1,6 +1,7 @@
 import ClawChannel
 import ClawCrypto
 import ClawReactor
+import ClawTransport
 import Glibc
 
 /// The client's reactor glue: one UDP socket towards the server, the `ClientChannel` machine, one
@@ -14,8 +15,8 @@ public final class ClientSession {
     private var serverIndex = 0
     private var wakeup: Timer!
     private let log: Logger
-    /// Application data from the server.
-    public var onMessage: ([UInt8]) -> Void = { _ in }
+    /// Requests and pushes: the message layer over the reliable transport (PROTOCOL.md 10).
+    public private(set) var requests: RequestClient!
     /// Channel events: established, paired, connection lost, compromised.
     public var onEvent: (ClientChannel.Action) -> Void = { _ in }
 
@@ -33,6 +34,10 @@ public final class ClientSession {
             self.perform(self.channel.tick(now: loop.clock.now, unixNanos: self.unixNanos))
         }
         attach(socket)
+        requests = RequestClient(loop: loop) { [unowned self] packets in
+            let now = self.loop.clock.now
+            for p in packets { self.perform(self.channel.send(p, now: now, expectReply: !MessageConnection.isAckOnly(p))) }
+        }
     }
 
     private static func openSocket(loop: EventLoop, towards server: SocketAddress) throws(ReactorError) -> UDPSocket {
@@ -54,9 +59,20 @@ public final class ClientSession {
         perform(channel.start(now: loop.clock.now, unixNanos: unixNanos))
     }
 
-    public func send(_ data: [UInt8]) {
-        perform(channel.send(data, now: loop.clock.now))
+    /// Sends a request; its callbacks report the answer.
+    @discardableResult
+    public func request(_ method: String, params: [String: String] = [:], body: [UInt8] = [],
+                        finish: Bool = true) -> OutgoingRequest {
+        requests.request(method, params: params, body: body, finish: finish)
     }
+
+    /// Sends raw channel payload (the diagnostic echo of `clawchat-bench`).
+    public func sendRaw(_ payload: [UInt8]) {
+        perform(channel.send(payload, now: loop.clock.now))
+    }
+
+    /// Raw payloads that are not for the message connection (diagnostic echo replies).
+    public var onRawPayload: ([UInt8]) -> Void = { _ in }
 
     /// Sends the compromised command; `onEvent` reports the outcome.
     public func sendCompromised() {
@@ -77,7 +93,11 @@ public final class ClientSession {
             case .send(let bytes):
                 socket.send(bytes, to: server)
             case .deliver(let data):
-                onMessage(data)
+                if let (_, flags) = MessageConnection.header(of: data), flags & MessageConnection.flagEcho != 0 {
+                    onRawPayload(data)
+                } else {
+                    requests.receive(data)
+                }
             case .connectionLost(let reason):
                 log.info("connection lost (\(reason)); reconnecting")
                 serverIndex = (serverIndex + 1) % servers.count

@@ -1,6 +1,7 @@
 import ClawChannel
 import ClawCrypto
 import ClawReactor
+import ClawTransport
 import Glibc
 
 /// The daemon's reactor glue: feeds datagrams and time to `ServerChannel`, performs what it
@@ -17,8 +18,14 @@ public final class Daemon {
     private var stun: StunDiscovery?
     private var wakeup: Timer!
     private var signals: [SignalEvent] = []
-    /// Application data from a device. The default answers with an echo.
-    public var onMessage: ((UInt64, [UInt8]) -> Void)?
+    /// Request handlers by method. `chat` answers with an echo until the assistant exists;
+    /// `echo`, `sink` and `source` are diagnostics (`clawchat-bench transfer`, the tests).
+    public var handlers: [String: (IncomingRequest) -> Void] = DiagnosticHandlers.all
+    /// One message connection per device with a session, and its requests in progress.
+    private var connections: [UInt64: MessageDriver] = [:]
+    private var requests: [UInt64: [UInt64: IncomingRequest]] = [:]
+    private var retired: [MessageDriver] = []
+    public var transportConfig = TransportConfig.forChannel
     public private(set) var securityFilesWritten = 0
     public private(set) var stopped = false
 
@@ -114,9 +121,88 @@ public final class Daemon {
         }
     }
 
-    /// Sends application data to a device.
-    public func send(_ data: [UInt8], to device: UInt64) {
-        perform(server.send(data, toDevice: device))
+    /// Sends a push message to a device's connection, if it has one. Returns whether it did.
+    @discardableResult
+    public func push(_ method: String, params: [String: String] = [:], body: [UInt8], to device: UInt64) -> Bool {
+        guard let d = connections[device] else { return false }
+        d.connection.push(method, params: params, body: body)
+        d.flush()
+        return true
+    }
+
+    /// Devices with an open message connection.
+    public var connectedDevices: [UInt64] { connections.keys.sorted() }
+
+    /// The transport of a device's connection (RTT and counters for status lines and tests).
+    public func transport(of device: UInt64) -> TransportConnection? { connections[device]?.connection.transport }
+
+    // MARK: Message connections
+
+    private func deliver(_ payload: [UInt8], from device: UInt64) {
+        retired = []
+        guard let (id, flags) = MessageConnection.header(of: payload) else { return }
+        if flags & MessageConnection.flagEcho != 0 {
+            perform(server.send(payload, toDevice: device))
+            return
+        }
+        if let d = connections[device], d.connection.connectionID == id {
+            d.receive(payload)
+        } else if flags & MessageConnection.flagOpen != 0 {
+            dropConnection(device, reason: "replaced by a new connection")
+            let d = MessageDriver(loop: loop, connection: MessageConnection(isClient: false, connectionID: id, config: transportConfig,
+                                                                            now: loop.clock.now)) { [unowned self] packets in
+                for p in packets { self.perform(self.server.send(p, toDevice: device)) }
+            }
+            d.onEvent = { [unowned self] in self.handle($0, device: device) }
+            connections[device] = d
+            log.debug("device \(hexID(device)): message connection \(id) opened")
+            d.receive(payload)
+        } else {
+            perform(server.send(MessageConnection.unknownConnectionReply(id), toDevice: device))
+        }
+    }
+
+    private func dropConnection(_ device: UInt64, reason: String) {
+        guard let d = connections.removeValue(forKey: device) else { return }
+        d.connection.close(reason: reason)
+        d.flush()
+        d.shutdown()
+        retired.append(d)   // it may be running the handler that got us here
+        for r in (requests.removeValue(forKey: device) ?? [:]).values { r.cancelled(reason) }
+    }
+
+    private func handle(_ e: MessageEvent, device: UInt64) {
+        switch e {
+        case .message(let stream, let m):
+            if let r = requests[device]?[stream] {
+                if m.kind == .data { r.onData?(m.body) }
+                return
+            }
+            guard m.kind == .request, let d = connections[device] else { return }
+            let r = IncomingRequest(device: device, stream: stream, message: m, driver: d)
+            guard let handler = handlers[m.method] else {
+                r.fail(code: "unknown-method", "no such method: \(m.method)")
+                return
+            }
+            requests[device, default: [:]][stream] = r
+            handler(r)
+            if r.isFinished { requests[device]?[stream] = nil }
+        case .streamEnded(let stream):
+            if let r = requests[device]?[stream] {
+                r.onEnd?()
+                if r.isFinished { requests[device]?[stream] = nil }
+            }
+        case .streamReset(let stream, let reason):
+            requests[device]?.removeValue(forKey: stream)?.cancelled(reason)
+        case .streamWritable(let stream):
+            if let r = requests[device]?[stream] {
+                if r.isFinished { requests[device]?[stream] = nil } else { r.onWritable?() }
+            }
+        case .closed(let reason):
+            log.info("device \(hexID(device)): message connection closed: \(reason)")
+            dropConnection(device, reason: reason)
+        }
+        requests[device]?.forEach { if $0.value.isFinished { requests[device]?[$0.key] = nil } }
     }
 
     // MARK: Datagrams and timers
@@ -152,7 +238,7 @@ public final class Daemon {
             case .send(let bytes, let to):
                 socket.send(bytes, to: to)
             case .deliver(let device, let data):
-                if let onMessage { onMessage(device, data) } else { send(Array("echo: ".utf8) + data, to: device) }
+                deliver(data, from: device)
             case .devicePaired(var record):
                 record.pairedAt = loop.clock.unixTime
                 devices.removeAll { $0.publicKey == record.publicKey }
@@ -167,9 +253,11 @@ public final class Daemon {
                 log.info("device \(hexID(device)) moved from \(from) to \(to)")
             case .sessionClosed(let device, let reason):
                 log.info("session with device \(hexID(device)) closed: \(reason)")
+                dropConnection(device, reason: "session closed: \(reason)")
             case .compromised(let by):
                 log.warning("COMPROMISED signalled by device \(hexID(by)): every key destroyed, every device revoked")
                 devices = []
+                for d in connections.keys { dropConnection(d, reason: "compromised") }
                 saveDevices()
                 apply(schedule.reset(now: loop.clock.unixTime))
             }

@@ -17,6 +17,9 @@ public struct TransportConfig: Sendable {
     public var timerGranularity: Duration = .milliseconds(1)
     /// Data in flight with no acknowledgement for this long means the peer is gone.
     public var deadPeerTimeout: Duration = .seconds(10)
+    /// With streams open and nothing in flight, a PING goes out after this much silence, so
+    /// that a peer which vanished while we wait for its answer is detected too.
+    public var idleProbeInterval: Duration = .milliseconds(1500)
     /// Ranges of received packet numbers remembered for ACK frames.
     public var maxAckRanges = 64
     public init() {}

@@ -79,6 +79,7 @@ public final class TransportConnection {
     private var pacingUpdated: Instant
 
     // Receiving state.
+    private var lastHeard: Instant
     private var received = RangeSet()
     private var largestReceivedAt: Instant?
     private var ackElicitingSinceAck = 0
@@ -109,6 +110,7 @@ public final class TransportConnection {
         peerMaxData = config.connectionWindow
         maxData = config.connectionWindow
         lastProgress = now
+        lastHeard = now
         pacingTokens = Double(NewReno.initialWindow(config.maxPacketSize))
         pacingUpdated = now
     }
@@ -140,6 +142,15 @@ public final class TransportConnection {
         guard let s = streams[id], !s.send.finWritten else { return 0 }
         return max(0, config.sendBufferLimit - s.send.buffered)
     }
+
+    /// Sends a PING (it elicits an acknowledgement, which tells the peer we exist).
+    public func sendPing() {
+        guard !isClosed else { return }
+        pendingControl.append(.ping)
+    }
+
+    /// Bytes written to a stream and not yet acknowledged by the peer.
+    public func bufferedBytes(_ id: UInt64) -> Int { streams[id]?.send.buffered ?? 0 }
 
     /// Abandons a stream in both directions (e.g. the user cancelled).
     public func reset(_ id: UInt64, code: TransportErrorCode = .cancelled) {
@@ -191,6 +202,7 @@ public final class TransportConnection {
             frames.append(f)
         }
         stats.packetsReceived += 1
+        lastHeard = now
         received.insert(pn)
         received.keepHighest(config.maxAckRanges)
         let outOfOrder = received.highest != pn
@@ -224,7 +236,9 @@ public final class TransportConnection {
             }
             receivedBytes += growth
             if receivedBytes > maxData { return violation(.flowControlError, "connection data past its credit") }
-            if !out.isEmpty {
+            if !out.isEmpty && s.recv.reset {
+                deliveredBytes += UInt64(out.count)   // a stream we abandoned: count it, drop it
+            } else if !out.isEmpty {
                 deliveredBytes += UInt64(out.count)
                 stats.streamBytesDelivered += out.count
                 events.append(.streamData(id, out))
@@ -234,7 +248,7 @@ public final class TransportConnection {
                     pendingControl.append(.maxData(maxData))
                 }
             }
-            if s.recv.takeFin() { events.append(.streamFinished(id)) }
+            if !s.recv.reset, s.recv.takeFin() { events.append(.streamFinished(id)) }
             collect(s)
         case .resetStream(let id, let code, _):
             guard let s = peerStream(id) else { return }
@@ -449,7 +463,7 @@ public final class TransportConnection {
         func consider(_ x: Instant?) { if let x, t == nil || x < t! { t = x } }
         consider(ackDeadline)
         consider(lossTime ?? ptoDeadline)
-        if congestion.bytesInFlight > 0 { consider(lastProgress + config.deadPeerTimeout) }
+        if congestion.bytesInFlight > 0 { consider(lastProgress + config.deadPeerTimeout) } else if needsLivenessProbe { consider(lastHeard + config.idleProbeInterval) }
         if hasDataToSend && congestion.available >= config.maxPacketSize { consider(nextPacingTime) }
         return t
     }
@@ -459,6 +473,12 @@ public final class TransportConnection {
         if congestion.bytesInFlight > 0, now - lastProgress >= config.deadPeerTimeout {
             finish("peer unresponsive: nothing acknowledged for \(Int(config.deadPeerTimeout.seconds)) s")
             return
+        }
+        if needsLivenessProbe, now - lastHeard >= config.idleProbeInterval, !pendingControl.contains(.ping) {
+            // Waiting for the peer with nothing of ours in flight (a request being answered):
+            // a PING puts something in flight, so a vanished peer is noticed.
+            pendingControl.append(.ping)
+            lastHeard = now
         }
         if let t = lossTime, now >= t {
             detectLosses(now: now)
@@ -482,6 +502,9 @@ public final class TransportConnection {
             return
         }
     }
+
+    /// Streams are open but nothing of ours is in flight: only a probe would reveal a dead peer.
+    private var needsLivenessProbe: Bool { !streams.isEmpty && congestion.bytesInFlight == 0 }
 
     // MARK: Output
 

@@ -5,6 +5,7 @@ import ClawChannel
 import ClawClient
 import ClawCrypto
 import ClawReactor
+import ClawTransport
 import Glibc
 
 @main
@@ -111,19 +112,25 @@ struct Ask: ParsableCommand {
 
     func run() throws {
         ignoreSIGPIPE()
-        guard text.utf8.count <= Wire.maxApplicationData else {
-            throw CLIError("the message is \(text.utf8.count) bytes; until streams land, one message must fit in \(Wire.maxApplicationData) bytes")
+        guard text.utf8.count <= Message.maxBody else {
+            throw CLIError("the message is \(text.utf8.count) bytes; the limit is \(Message.maxBody)")
         }
         let loop = try EventLoop()
         let session = try connect(try identity.load(), loop: loop, timeout: .seconds(timeout))
-        var reply: [UInt8]?
-        session.onMessage = { reply = $0 }
-        session.send(Array(text.utf8))
-        guard loop.run(until: .seconds(timeout), condition: { reply != nil }), let reply else {
+        var outcome: Result<Message, RequestFailure>?
+        let request = session.request("chat", body: Array(text.utf8))
+        request.onDone = { outcome = $0 }
+        guard loop.run(until: .seconds(timeout), condition: { outcome != nil }), let outcome else {
+            request.cancel()
             throw CLIError("no reply within \(timeout) s")
         }
-        let s = String(decoding: reply, as: UTF8.self)
-        out(json ? "{\"reply\":\(jsonQuoted(s))}\n" : s + "\n")
+        switch outcome {
+        case .success(let reply):
+            out(json ? "{\"reply\":\(jsonQuoted(reply.text))}\n" : reply.text + "\n")
+        case .failure(let failure):
+            if json { out("{\"error\":\(jsonQuoted(failure.description))}\n") }
+            throw CLIError(failure.description)
+        }
     }
 }
 
@@ -197,10 +204,6 @@ final class InteractiveChat {
         self.identity = identity
         self.identityPath = identityPath
         session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers, timers: timers)
-        session.onMessage = { [unowned self] data in
-            self.out("\r" + String(decoding: data, as: UTF8.self) + "\n")
-            self.prompt()
-        }
         session.onEvent = { [unowned self] e in self.event(e) }
         let flags = fcntl(0, F_GETFL)
         _ = fcntl(0, F_SETFL, flags | O_NONBLOCK)
@@ -259,7 +262,10 @@ final class InteractiveChat {
             out("/status  connection state and round-trip time\n/compromised  destroy every key on both sides\n/quit  leave\nanything else is sent as chat\n")
             prompt()
         case "/status":
-            let rtt = session.channel.rtt.map { String(format3($0.seconds * 1000)) + " ms" } ?? "unknown"
+            var rtt = session.channel.rtt.map { String(format3($0.seconds * 1000)) + " ms" } ?? "unknown"
+            if let t = session.requests.connection?.transport, t.rtt.hasSample {
+                rtt = "\(format3(t.rtt.smoothed.seconds * 1000)) ms (min \(format3(t.rtt.minimum.seconds * 1000)) ms)"
+            }
             out("\(session.channel.state) to \(session.server), rtt \(rtt), \(session.channel.handshakesCompleted) handshake(s)\n")
             prompt()
         case "/compromised":
@@ -267,12 +273,14 @@ final class InteractiveChat {
             confirmingCompromised = true
         default:
             if line.hasPrefix("/") { out("unknown command \(line); /help lists them\n"); prompt(); return }
-            guard line.utf8.count <= Wire.maxApplicationData else {
-                out("that line is \(line.utf8.count) bytes; for now one message must fit in \(Wire.maxApplicationData) bytes\n")
-                prompt()
-                return
+            let request = session.request("chat", body: Array(line.utf8))
+            request.onDone = { [unowned self] outcome in
+                switch outcome {
+                case .success(let reply): self.out("\r" + reply.text + "\n")
+                case .failure(let failure): self.out("\r[error: \(failure)]\n")
+                }
+                self.prompt()
             }
-            session.send(Array(line.utf8))
         }
     }
 

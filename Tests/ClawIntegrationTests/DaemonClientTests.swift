@@ -3,6 +3,7 @@ import ClawClient
 import ClawCrypto
 import ClawDaemon
 import ClawReactor
+import ClawTransport
 import Glibc
 import Testing
 
@@ -53,20 +54,20 @@ final class Fixture {
 
     func connect(_ id: ClientIdentity) throws -> (ClientSession, () -> [[UInt8]]) {
         let session = try ClientSession(loop: loop, credentials: id.credentials, servers: id.servers)
-        var received: [[UInt8]] = []
+        let received: [[UInt8]] = []
         var up = false
-        session.onMessage = { received.append($0) }
         session.onEvent = { if case .established = $0 { up = true } }
         session.start()
         #expect(loop.run(until: .seconds(5)) { up }, "the client connects")
         return (session, { received })
     }
 
-    func ask(_ session: ClientSession, _ text: String, replies: () -> [[UInt8]]) -> String? {
-        let before = replies().count
-        session.send(Array(text.utf8))
-        guard loop.run(until: .seconds(5), condition: { replies().count > before }) else { return nil }
-        return String(decoding: replies()[before], as: UTF8.self)
+    /// Sends a chat request through the message layer; the reply's text, or nil.
+    func ask(_ session: ClientSession, _ text: String, replies: () -> [[UInt8]] = { [] }) -> String? {
+        var outcome: Result<Message, RequestFailure>?
+        session.request("chat", body: Array(text.utf8)).onDone = { outcome = $0 }
+        guard loop.run(until: .seconds(5), condition: { outcome != nil }), case .success(let m)? = outcome else { return nil }
+        return m.text
     }
 }
 

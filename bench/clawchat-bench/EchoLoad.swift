@@ -2,13 +2,14 @@ import ClawChannel
 import ClawClient
 import ClawCrypto
 import ClawReactor
+import ClawTransport
 import Glibc
 
 /// One side of the load generator: sends echo requests, reports each matching reply.
 ///
 /// The last payload byte is a tag that changes every measurement, so a late reply from an
 /// earlier measurement is never counted in the next one. Both servers keep the end of the
-/// payload intact (the daemon prefixes `echo: `).
+/// payload intact (the daemon's diagnostic echo returns it unchanged).
 protocol EchoClient: AnyObject {
     var payload: [UInt8] { get set }
     /// Called once per reply that carries the current payload's tag.
@@ -52,7 +53,12 @@ final class PlainEchoClient: EchoClient {
 /// they count.
 final class ClawChatEchoClient: EchoClient {
     let session: ClientSession
-    var payload: [UInt8] = [0]
+    /// Sent as the daemon's diagnostic echo (PROTOCOL.md 10.1): the probe header replaces the
+    /// payload's first bytes, so the datagram keeps the size being measured.
+    var payload: [UInt8] = [0] {
+        didSet { wire = MessageConnection.echoProbe(Array(payload.dropFirst(MessageConnection.headerSize))) }
+    }
+    private var wire: [UInt8] = MessageConnection.echoProbe([])
     var onReply: () -> Void = {}
 
     /// Pairs with the daemon using its security file, then connects as the new device.
@@ -98,7 +104,7 @@ final class ClawChatEchoClient: EchoClient {
         var batch: [(bytes: [UInt8], to: SocketAddress)] = []
         batch.reserveCapacity(count)
         for _ in 0..<count {
-            for case .send(let packet) in session.channel.send(payload, now: now) { batch.append((packet, session.server)) }
+            for case .send(let packet) in session.channel.send(wire, now: now) { batch.append((packet, session.server)) }
         }
         session.socket.sendBatch(batch)
     }

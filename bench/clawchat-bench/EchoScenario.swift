@@ -29,11 +29,9 @@ struct EchoResult {
 /// same reactor code. Both servers run in child processes; this process is the load generator
 /// for both, alternating between them round by round so drift affects both alike.
 enum EchoScenario {
-    /// What the daemon puts before the message it echoes (its default chat behaviour).
-    static let daemonEchoPrefix = Array("echo: ".utf8)
-    /// 64 bytes, and the largest payload whose echo still fits one datagram: the reply then is a
-    /// full 1200-byte transport datagram (`Wire.maxDatagram`), the request 6 bytes less.
-    static let payloadSizes = [64, Wire.maxApplicationData - daemonEchoPrefix.count]
+    /// 64 bytes, and the largest payload of one datagram: request and echo (the daemon's
+    /// diagnostic echo, PROTOCOL.md 10.1) are full 1200-byte transport datagrams.
+    static let payloadSizes = [64, Wire.maxApplicationData]
 
     static func run(_ settings: EchoSettings, progress: Progress) throws(BenchError) -> [EchoResult] {
         let dir = try TempDirectory(prefix: "clawchat-bench")
