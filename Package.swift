@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [
-            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport",
+            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport", "ClawRelay",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
         .executableTarget(name: "clawchat-relay", dependencies: [

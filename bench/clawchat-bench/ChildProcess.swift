@@ -41,6 +41,13 @@ final class ChildProcess {
         throw BenchError("the \(name) (pid \(pid)) did not write \(path) within \(Int(timeout.seconds)) s")
     }
 
+    /// Waits for the port number the child writes to `file` once it listens.
+    func waitForPort(file: String) throws(BenchError) -> UInt16 {
+        let text = String(decoding: try waitForFile(file, timeout: .seconds(10)), as: UTF8.self)
+        guard let port = UInt16(text.filter(\.isNumber)) else { throw BenchError("the \(name) wrote a bad port file: \(text)") }
+        return port
+    }
+
     /// Fails if the child has exited (it should run until `terminate()`).
     func ensureRunning() throws(BenchError) {
         guard !reaped else { throw BenchError("the \(name) (pid \(pid)) is gone") }
@@ -58,6 +65,9 @@ final class ChildProcess {
               let ns = UInt64(first) else { return nil }
         return Double(ns) / 1e9
     }
+
+    /// The child's peak resident memory in KiB, since it started or since `PeakMemory.reset`.
+    var peakKiB: Int? { PeakMemory.kiB(of: "\(pid)") }
 
     /// SIGTERM, up to two seconds for the child to exit, then SIGKILL. Idempotent.
     func terminate() {

@@ -2,6 +2,7 @@
 // JSON). Benchmarks report numbers; nothing here passes or fails. See bench/README.md.
 import ArgumentParser
 import ClawCrypto
+import ClawDaemon
 import Glibc
 
 @main
@@ -9,7 +10,7 @@ struct ClawchatBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clawchat-bench",
         abstract: "Measure ClawChat against baselines on this machine (loopback only).",
-        subcommands: [All.self, Echo.self, Handshake.self, EchoServerCommand.self],
+        subcommands: [All.self, Echo.self, Handshake.self, Transfer.self, EchoServerCommand.self, RelayServerCommand.self],
         defaultSubcommand: All.self)
 }
 
@@ -81,22 +82,57 @@ struct HandshakeOptions: ParsableArguments {
     }
 }
 
+struct TransferOptions: ParsableArguments {
+    @Option(help: "Megabytes (10^6 bytes) per transfer, in each direction and on each path.")
+    var megabytes = 200
+
+    @Option(help: "Percent of datagrams the relay drops each way on the lossy path (0 leaves the path out).")
+    var relayLoss = 2.0
+
+    @Flag(inversion: .prefixedNo, help: "Also measure a relay path with 1% loss and 10 ms delay each way.")
+    var delayedPath = true
+
+    @Option(help: "Megabytes per transfer on the delayed path (its rate is about 1 MB/s).")
+    var delayedMegabytes = 10
+
+    @Option(help: "Seconds after which a transfer is abandoned and reported as timed out.")
+    var timeout = 120.0
+
+    func validate() throws {
+        for (name, value) in [("--megabytes", megabytes), ("--delayed-megabytes", delayedMegabytes)]
+        where value < 1 || UInt64(value) * 1_000_000 > DiagnosticHandlers.maxSource {
+            throw ValidationError("\(name) must be between 1 and \(DiagnosticHandlers.maxSource / 1_000_000)")
+        }
+        guard relayLoss >= 0, relayLoss < 100 else { throw ValidationError("--relay-loss must be at least 0 and below 100") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+
+    func settings(_ common: CommonOptions) -> TransferSettings {
+        TransferSettings(rounds: common.rounds, bytes: megabytes * 1_000_000, relayLoss: relayLoss,
+                         delayedPath: delayedPath, delayedBytes: delayedMegabytes * 1_000_000, timeout: .milliseconds(Int64(timeout * 1000)), cipher: common.cipher.aead)
+    }
+}
+
 struct All: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run every scenario: echo, then handshake.")
+    static let configuration = CommandConfiguration(abstract: "Run every scenario: echo, handshake, then transfer.")
     @OptionGroup var common: CommonOptions
     @OptionGroup var echo: EchoOptions
     @OptionGroup var handshake: HandshakeOptions
+    @OptionGroup var transfer: TransferOptions
 
     func run() throws {
         let progress = Progress()
         let e = echo.settings(common)
         let h = handshake.settings(common)
+        let t = transfer.settings(common)
         let echoResults = try EchoScenario.run(e, progress: progress)
         let handshakeResult = try HandshakeScenario.run(h, progress: progress)
+        let transferResults = try TransferScenario.run(t, progress: progress)
         progress.done()
         Output.print(common, [
             ("echo", EchoScenario.table(echoResults, e), EchoScenario.json(echoResults, e)),
             ("handshake", HandshakeScenario.table(handshakeResult, h), HandshakeScenario.json(handshakeResult, h)),
+            ("transfer", TransferScenario.table(transferResults, t), TransferScenario.json(transferResults, t)),
         ])
     }
 }
@@ -129,6 +165,22 @@ struct Handshake: ParsableCommand {
         progress.done()
         Output.print(common, [("handshake", HandshakeScenario.table(result, settings),
                                HandshakeScenario.json(result, settings))])
+    }
+}
+
+struct Transfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bulk download and upload MB/s through the daemon, direct and through the impairment relay.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var transfer: TransferOptions
+
+    func run() throws {
+        let progress = Progress()
+        let settings = transfer.settings(common)
+        let results = try TransferScenario.run(settings, progress: progress)
+        progress.done()
+        Output.print(common, [("transfer", TransferScenario.table(results, settings),
+                               TransferScenario.json(results, settings))])
     }
 }
 

@@ -56,8 +56,8 @@ enum EchoScenario {
             "--bootstrap-key-file", keyFile, "--cipher", CipherChoice(settings.cipher).rawValue])
         defer { daemon.terminate() }
 
-        let plainPort = try port(of: plainServer, file: "\(dir.path)/plain/port")
-        let daemonPort = try port(of: daemon, file: "\(dir.path)/daemon/port")
+        let plainPort = try plainServer.waitForPort(file: "\(dir.path)/plain/port")
+        let daemonPort = try daemon.waitForPort(file: "\(dir.path)/daemon/port")
         let secFile = try daemon.waitForFile("\(dir.path)/daemon/state/security/\(SecurityFile.fileName)",
                                              timeout: .seconds(10))
 
@@ -98,12 +98,6 @@ enum EchoScenario {
             }
         }
         return results
-    }
-
-    private static func port(of child: ChildProcess, file: String) throws(BenchError) -> UInt16 {
-        let text = String(decoding: try child.waitForFile(file, timeout: .seconds(10)), as: UTF8.self)
-        guard let port = UInt16(text.filter(\.isNumber)) else { throw BenchError("the \(child.name) wrote a bad port file: \(text)") }
-        return port
     }
 }
 

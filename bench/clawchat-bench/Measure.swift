@@ -1,3 +1,4 @@
+import ClawChannel
 import ClawReactor
 import Glibc
 
@@ -49,6 +50,27 @@ struct CPUUsage {
     }
 
     private static func seconds(_ tv: timeval) -> Double { Double(tv.tv_sec) + Double(tv.tv_usec) / 1e6 }
+}
+
+/// Peak resident memory (`VmHWM`) of this process or of a child, from /proc. Linux lets the
+/// owner of a process reset the peak to the current RSS, so that each measurement has its own.
+enum PeakMemory {
+    /// `process` is "self" or a pid. Nil if /proc has no such process.
+    static func kiB(of process: String) -> Int? {
+        guard let bytes = try? AtomicFile.read("/proc/\(process)/status") else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.dropFirst(6).filter(\.isNumber))
+        }
+        return nil
+    }
+
+    /// Sets the peak to the current RSS (`echo 5 > /proc/PID/clear_refs`); false if refused.
+    static func reset(_ process: String) -> Bool {
+        let fd = open("/proc/\(process)/clear_refs", O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return write(fd, "5", 1) == 1
+    }
 }
 
 /// Wall time and CPU time of a block of work.
