@@ -133,8 +133,8 @@ public final class Daemon {
     /// Devices with an open message connection.
     public var connectedDevices: [UInt64] { connections.keys.sorted() }
 
-    /// The transport of a device's connection (RTT and counters for status lines and tests).
-    public func transport(of device: UInt64) -> TransportConnection? { connections[device]?.connection.transport }
+    /// The message connection of a device (RTT, counters and buffers for status lines and tests).
+    public func connection(of device: UInt64) -> MessageConnection? { connections[device]?.connection }
 
     // MARK: Message connections
 

@@ -183,6 +183,9 @@ public final class MessageConnection {
         (outgoing[stream]?.bytes ?? 0) + transport.bufferedBytes(stream)
     }
 
+    /// Bytes queued above the transport on every stream (what its send buffers did not take).
+    public var queuedBytesTotal: Int { outgoing.values.reduce(0) { $0 + $1.bytes } }
+
     public func close(reason: String) {
         transport.close(reason: reason)
         drainTransportEvents()

@@ -143,6 +143,11 @@ public final class TransportConnection {
         return max(0, config.sendBufferLimit - s.send.buffered)
     }
 
+    /// Bytes held for all streams: written and unacknowledged, and received out of order.
+    public var bufferedBytesTotal: (send: Int, receive: Int) {
+        streams.values.reduce((0, 0)) { ($0.0 + $1.send.buffered, $0.1 + $1.recv.buffered) }
+    }
+
     /// Sends a PING (it elicits an acknowledgement, which tells the peer we exist).
     public func sendPing() {
         guard !isClosed else { return }
@@ -552,7 +557,10 @@ public final class TransportConnection {
             let probe = probesDue > 0
             let canSendData = probe || (congestion.available >= config.maxPacketSize && pacingTokens >= Double(config.maxPacketSize))
             let ackDue = ackDeadline.map { now >= $0 } ?? false
-            guard let packet = buildPacket(now: now, includeAck: ackDue || (canSendData && ackElicitingSinceAck > 0),
+            // An ACK goes when due (two packets, out of order, or max_ack_delay), or early when it
+            // can ride on data; never alone before it is due.
+            let piggyback = canSendData && ackElicitingSinceAck > 0 && (probe || hasDataToSend)
+            guard let packet = buildPacket(now: now, includeAck: ackDue || piggyback,
                                            allowData: canSendData, probe: probe) else { break }
             out.append(packet)
             if probe { probesDue -= 1 }

@@ -107,7 +107,7 @@ struct SourceCheck {
     }
 
     /// 200 MB from the daemon at 2 % loss: intact (every chunk checked, and the SHA-256 of the
-    /// whole), with the process's memory bounded while it runs.
+    /// whole), with what both ends buffer bounded while it runs; RSS reported.
     @Test func twoHundredMegabytesAtTwoPercentLoss() throws {
         let r = try RelayedFixture(ImpairmentConfig(lossPercent: 2), seed: 9)
         let size: UInt64 = 200 << 20
@@ -117,7 +117,19 @@ struct SourceCheck {
         var maxRSS = before.rss
         let t0 = r.loop.clock.now
         let req = r.session.request("source", params: ["bytes": String(size)])
-        req.onData = { check.take($0); if check.received % (16 << 20) == 0 { maxRSS = max(maxRSS, memoryKiB().rss) } }
+        // What the two ends hold for the transfer, sampled every MiB: bounded by the windows and
+        // the daemon's 2 MiB production queue, whatever the size of the transfer.
+        var maxHeld = 0
+        req.onData = {
+            check.take($0)
+            guard check.received % (1 << 20) == 0 else { return }
+            maxRSS = max(maxRSS, memoryKiB().rss)
+            if let server = r.f.daemon.connectedDevices.first.flatMap({ r.f.daemon.connection(of: $0) }),
+               let client = r.session.requests.connection {
+                let s = server.transport.bufferedBytesTotal, c = client.transport.bufferedBytesTotal
+                maxHeld = max(maxHeld, server.queuedBytesTotal + s.send + s.receive + c.send + c.receive)
+            }
+        }
         req.onDone = { outcome = $0 }
         let done = r.loop.run(until: .seconds(600)) { outcome != nil }
         let secs = (r.loop.clock.now - t0).seconds
@@ -126,12 +138,15 @@ struct SourceCheck {
         print("200 MB at 2% loss through the relay: \(secs) s (\(Double(size) / secs / 1e6) MB/s, debug build, one thread "
               + "for daemon, relay and client); RSS \(before.rss >> 10) MiB before, at most \(maxRSS >> 10) MiB during, "
               + "peak \(after.peak >> 10) MiB; client saw \(t.stats.duplicatePackets) duplicates; relay dropped "
-              + "\(r.relay.counters(.toClient).lost) to the client")
+              + "\(r.relay.counters(.toClient).lost) to the client; at most \(maxHeld >> 10) KiB held in transport and message queues")
         #expect(done)
         guard case .success(let m)? = outcome else { Issue.record("no reply: \(String(describing: outcome))"); return }
         #expect(check.received == size && !check.mismatch)
         #expect(m.params["sha256"] == hexString(check.hasher.finalize()))
-        #expect(maxRSS - before.rss < 64 << 10, "memory stays bounded: it does not grow with the transfer")
+        // The bound that matters, independent of other tests running in this process: the
+        // buffers of both ends never hold more than the windows allow. (The bench measures the
+        // daemon's own peak RSS in a separate process: `clawchat-bench transfer`.)
+        #expect(maxHeld > 0 && maxHeld <= 5 << 20, "transport and message queues stay bounded: \(maxHeld) bytes")
     }
 
     /// A bulk download fills a 2 MB/s bottleneck with 100 ms of buffer; a chat request on its own

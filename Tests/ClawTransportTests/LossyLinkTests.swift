@@ -63,21 +63,23 @@ struct MessageTraffic {
 /// Writes queued messages as fast as flow control and the send buffers allow, each stream's in
 /// order.
 final class Writer {
-    private var queues: [UInt64: (messages: [[UInt8]], next: Int, offset: Int)] = [:]
+    /// Per stream: the sizes of its messages (built only when their turn comes, so the test does
+    /// not hold hundreds of megabytes), the next one, and how much of the current one is written.
+    private var queues: [UInt64: (sizes: [Int], next: Int, current: [UInt8], offset: Int)] = [:]
 
-    func enqueue(_ m: [UInt8], on id: UInt64) { queues[id, default: ([], 0, 0)].messages.append(m) }
+    func enqueue(size: Int, on id: UInt64) { queues[id, default: ([], 0, [], 0)].sizes.append(size) }
 
     func pump(_ c: TransportConnection) {
         for id in queues.keys {
             var q = queues[id]!
-            while q.next < q.messages.count {
+            while q.next < q.sizes.count {
                 let room = c.writableBytes(id)
                 guard room > 0 else { break }
-                let m = q.messages[q.next]
-                let n = c.write(Array(m[q.offset..<min(m.count, q.offset + room)]), to: id)
+                if q.offset == 0 && q.current.isEmpty { q.current = MessageTraffic.message(stream: id, index: q.next, size: q.sizes[q.next]) }
+                let n = c.write(Array(q.current[q.offset..<min(q.current.count, q.offset + room)]), to: id)
                 q.offset += n
-                guard q.offset == m.count else { break }
-                q.messages[q.next] = []
+                guard q.offset == q.current.count else { break }
+                q.current = []
                 q.next += 1
                 q.offset = 0
             }
@@ -120,10 +122,11 @@ func exp2(_ x: Double) -> Double {
         func enqueue(_ streams: [UInt64], _ w: Writer, _ t: inout MessageTraffic, count: Int) {
             for i in 0..<count {
                 let id = streams[i % streams.count]
-                let m = MessageTraffic.message(stream: id, index: t.expected[id, default: []].count, size: sizes.next())
+                let size = sizes.next()
+                let m = MessageTraffic.message(stream: id, index: t.expected[id, default: []].count, size: size)
                 bytes += m.count
                 t.expected[id, default: []].append(SHA256.hash(m))
-                w.enqueue(m, on: id)
+                w.enqueue(size: size, on: id)
             }
         }
         let clientStreams = (0..<8).map { _ in pair.client.openStream() }
