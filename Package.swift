@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
         .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
         .target(name: "ClawRelay", dependencies: ["ClawReactor"]),
+        // The assistant: JSON, SSE and provider stream decoders (pure), the LLM bridge on curl.
+        .target(name: "ClawAssistant", dependencies: ["ClawReactor"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
             "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel",
@@ -64,6 +66,7 @@ let package = Package(
         .testTarget(name: "ClawIntegrationTests",
                     dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay"]),
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
+        .testTarget(name: "ClawAssistantTests", dependencies: ["ClawAssistant", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )
