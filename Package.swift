@@ -35,11 +35,11 @@ let package = Package(
         .target(name: "ClawTransport", dependencies: ["ClawReactor"]),
         // The reactor glue of each side: the daemon and the client, as libraries so tests can run
         // them in-process on loopback.
-        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
+        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawAssistant"]),
         .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
         .target(name: "ClawRelay", dependencies: ["ClawReactor"]),
         // The assistant: JSON, SSE and provider stream decoders (pure), the LLM bridge on curl.
-        .target(name: "ClawAssistant", dependencies: ["ClawReactor"]),
+        .target(name: "ClawAssistant", dependencies: ["ClawReactor", "ClawCrypto"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
             "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel",
@@ -64,9 +64,10 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ClawTransportTests", dependencies: ["ClawTransport", "ClawRelay", "ClawCrypto", "ClawReactor"]),
         .testTarget(name: "ClawIntegrationTests",
-                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay"]),
+                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay", "ClawAssistant"]),
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
-        .testTarget(name: "ClawAssistantTests", dependencies: ["ClawAssistant", "ClawReactor"]),
+        .testTarget(name: "ClawAssistantTests", dependencies: ["ClawAssistant", "ClawReactor", "ClawCrypto"]),
+        .testTarget(name: "ClawClientTests", dependencies: ["ClawClient", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import ClawReactor
 import ClawCrypto
 
 /// The server's list of paired devices, one per line, in a 0600 file:
