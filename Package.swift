@@ -42,11 +42,11 @@ let package = Package(
         .target(name: "ClawAssistant", dependencies: ["ClawReactor", "ClawCrypto"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
-            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel",
+            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawAssistant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat", dependencies: [
-            "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport",
+            "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport", "ClawAssistant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [

@@ -5,7 +5,8 @@ import ClawTransport
 import Glibc
 
 /// The daemon's reactor glue: feeds datagrams and time to `ServerChannel`, performs what it
-/// returns, keeps the device list and security files on disk, and answers chat (an echo for now).
+/// returns, keeps the device list and security files on disk, and routes requests to handlers
+/// (the assistant's once one is attached; a plain echo for `chat` before that, for tests).
 public final class Daemon {
     public let loop: EventLoop
     public let config: DaemonConfig
@@ -18,7 +19,7 @@ public final class Daemon {
     private var stun: StunDiscovery?
     private var wakeup: Timer!
     private var signals: [SignalEvent] = []
-    /// Request handlers by method. `chat` answers with an echo until the assistant exists;
+    /// Request handlers by method. `chat` answers with an echo until an assistant is attached;
     /// `echo`, `sink` and `source` are diagnostics (`clawchat-bench transfer`, the tests).
     public var handlers: [String: (IncomingRequest) -> Void] = DiagnosticHandlers.all
     /// One message connection per device with a session, and its requests in progress.
@@ -27,6 +28,8 @@ public final class Daemon {
     private var retired: [MessageDriver] = []
     public var transportConfig = TransportConfig.forChannel
     public private(set) var securityFilesWritten = 0
+    /// The assistant, once attached: it answers `chat` and the conversation methods.
+    public private(set) var assistant: Assistant?
     public private(set) var stopped = false
 
     public init(loop: EventLoop, config: DaemonConfig, log: Logger = Logger("clawchatd")) throws(DaemonError) {
@@ -83,13 +86,22 @@ public final class Daemon {
         }
     }
 
+    /// Hands `chat`, `history`, `clear`, `reload` and `assistant-status` to the assistant.
+    public func attach(_ assistant: Assistant) {
+        self.assistant = assistant
+        handlers.merge(assistant.handlers) { _, new in new }
+    }
+
     /// SIGTERM/SIGINT stop the loop, SIGHUP reloads the device list, SIGUSR1 makes a new
     /// security file. Separate from `start` because libevent allows signal events on one base only.
     public func installSignalHandlers() throws(ReactorError) {
         signals = [
             try SignalEvent(loop: loop, signal: SIGTERM) { [unowned self] in self.stop(reason: "SIGTERM") },
             try SignalEvent(loop: loop, signal: SIGINT) { [unowned self] in self.stop(reason: "SIGINT") },
-            try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in self.reloadDevices() },
+            try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in
+                self.reloadDevices()
+                self.assistant?.reloadContext()
+            },
             try SignalEvent(loop: loop, signal: SIGUSR1) { [unowned self] in self.newSecurityFile() },
         ]
     }
@@ -99,6 +111,7 @@ public final class Daemon {
         stopped = true
         log.notice("stopping (\(reason))")
         AtomicFile.remove(config.pidPath)
+        assistant?.shutdown()
         signals = []
         wakeup.cancel()
         loop.stop()

@@ -47,9 +47,12 @@ public enum DaemonError: Error, CustomStringConvertible {
     case storage(String)
     case network(ReactorError)
     case noPublicAddress
+    /// A setting that cannot work (a provider without a key, a bad URL); the text says which.
+    case configuration(String)
 
     public var description: String {
         switch self {
+        case .configuration(let why): return why
         case .storage(let why): return why
         case .network(let e): return e.description
         case .noPublicAddress:

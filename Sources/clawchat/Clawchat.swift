@@ -13,7 +13,7 @@ struct Clawchat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clawchat",
         abstract: "Talk to your ClawChat daemon over its encrypted UDP channel.",
-        subcommands: [Chat.self, Pair.self, Ask.self, Compromised.self],
+        subcommands: [Chat.self, Pair.self, Ask.self, History.self, Clear.self, Reload.self, Compromised.self],
         defaultSubcommand: Chat.self)
 }
 
@@ -103,11 +103,12 @@ struct Pair: ParsableCommand {
 }
 
 struct Ask: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send one message and print the reply.")
+    static let configuration = CommandConfiguration(
+        abstract: "Send one message and print the reply as it streams in; exit status 1 on any error.")
 
     @Argument(help: "The message.") var text: String
-    @Option(help: "Seconds to wait for the reply.") var timeout: Int = 30
-    @Flag(help: "Print the reply as JSON.") var json = false
+    @Option(help: "Seconds to wait for the whole reply.") var timeout: Int = 600
+    @Flag(help: "Print the reply (or the error) as one JSON object at the end.") var json = false
     @OptionGroup var identity: IdentityOptions
 
     func run() throws {
@@ -116,22 +117,87 @@ struct Ask: ParsableCommand {
             throw CLIError("the message is \(text.utf8.count) bytes; the limit is \(Message.maxBody)")
         }
         let loop = try EventLoop()
-        let session = try connect(try identity.load(), loop: loop, timeout: .seconds(timeout))
+        let session = try connect(try identity.load(), loop: loop, timeout: .seconds(min(timeout, 30)))
         var outcome: Result<Message, RequestFailure>?
+        var reply = ""
         let request = session.request("chat", body: Array(text.utf8))
+        request.onPartial = { piece in
+            reply += piece.text
+            if !json { out(piece.text) }
+        }
         request.onDone = { outcome = $0 }
+        // Ctrl-C cancels the reply (the daemon aborts its LLM request) and exits non-zero.
+        var interrupted = false
+        let sigint = try SignalEvent(loop: loop, signal: SIGINT) { interrupted = true; request.cancel() }
+        defer { withExtendedLifetime(sigint) {} }
         guard loop.run(until: .seconds(timeout), condition: { outcome != nil }), let outcome else {
             request.cancel()
-            throw CLIError("no reply within \(timeout) s")
+            if !reply.isEmpty && !json { out("\n") }
+            throw CLIError("no complete reply within \(timeout) s")
         }
         switch outcome {
-        case .success(let reply):
-            out(json ? "{\"reply\":\(jsonQuoted(reply.text))}\n" : reply.text + "\n")
+        case .success(let m):
+            if reply.isEmpty { reply = m.text; if !json { out(reply) } }   // a server without streaming
+            if json {
+                var fields = [("reply", jsonQuoted(reply))]
+                for (k, v) in m.params.sorted(by: { $0.key < $1.key }) { fields.append((k, jsonQuoted(v))) }
+                out("{" + fields.map { "\(jsonQuoted($0.0)):\($0.1)" }.joined(separator: ",") + "}\n")
+            } else {
+                out(reply.hasSuffix("\n") ? "" : "\n")
+                if m.params["truncated"] == "true" { err("[the answer was cut at the token limit]") }
+            }
         case .failure(let failure):
-            if json { out("{\"error\":\(jsonQuoted(failure.description))}\n") }
-            throw CLIError(failure.description)
+            if !reply.isEmpty && !json { out("\n") }
+            if json {
+                var code = "connection"
+                if case .server(let c, _) = failure { code = c }
+                out("{\"error\":\(jsonQuoted(failure.description)),\"code\":\(jsonQuoted(code))" +
+                    (reply.isEmpty ? "" : ",\"partial\":\(jsonQuoted(reply))") + "}\n")
+            }
+            throw CLIError(interrupted ? "cancelled" : failure.description)
         }
     }
+}
+
+/// Sends one request and returns its reply (for the small one-shot commands).
+func oneShot(_ method: String, params: [String: String] = [:], identity: IdentityOptions, timeout: Int = 30) throws -> Message {
+    ignoreSIGPIPE()
+    let loop = try EventLoop()
+    let session = try connect(try identity.load(), loop: loop, timeout: .seconds(timeout))
+    var outcome: Result<Message, RequestFailure>?
+    session.request(method, params: params).onDone = { outcome = $0 }
+    guard loop.run(until: .seconds(timeout), condition: { outcome != nil }), let outcome else {
+        throw CLIError("no reply within \(timeout) s")
+    }
+    switch outcome {
+    case .success(let m): return m
+    case .failure(let f): throw CLIError(f.description)
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the stored conversation (newest last).")
+    @Option(help: "How many exchanges.") var limit: Int = 20
+    @Flag(help: "Print the daemon's JSON.") var json = false
+    @OptionGroup var identity: IdentityOptions
+
+    func run() throws {
+        let m = try oneShot("history", params: ["limit": String(limit)], identity: identity)
+        if json { out(m.text + "\n"); return }
+        out(HistoryText.render(m.body))
+    }
+}
+
+struct Clear: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Forget the conversation history (the daily logs stay).")
+    @OptionGroup var identity: IdentityOptions
+    func run() throws { out(try oneShot("clear", identity: identity).text + "\n") }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make the daemon re-read its context files (SOUL.md, ...).")
+    @OptionGroup var identity: IdentityOptions
+    func run() throws { out(try oneShot("reload", identity: identity).text + "\n") }
 }
 
 struct Compromised: ParsableCommand {
@@ -185,110 +251,6 @@ struct Chat: ParsableCommand {
         timers.keepaliveInterval = .seconds(keepalive)
         let chat = try InteractiveChat(identity: id, identityPath: identity.path, loop: loop, timers: timers)
         chat.run()
-    }
-}
-
-/// The interactive session: lines from the terminal go out as chat, replies print as they come.
-final class InteractiveChat {
-    let loop: EventLoop
-    let session: ClientSession
-    let identity: ClientIdentity
-    let identityPath: String
-    var input: IOEvent!
-    var pending: [UInt8] = []
-    var confirmingCompromised = false
-    var done = false
-
-    init(identity: ClientIdentity, identityPath: String, loop: EventLoop, timers: ChannelTimers) throws {
-        self.loop = loop
-        self.identity = identity
-        self.identityPath = identityPath
-        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers, timers: timers)
-        session.onEvent = { [unowned self] e in self.event(e) }
-        let flags = fcntl(0, F_GETFL)
-        _ = fcntl(0, F_SETFL, flags | O_NONBLOCK)
-        input = IOEvent(loop: loop, fd: 0) { [unowned self] _ in self.readInput() }
-    }
-
-    func out(_ s: String) { clawchat.out(s) }
-    func prompt() { if isatty(0) == 1 { out("> ") } }
-
-    func run() {
-        out("connecting to \(session.server)... (/help for commands)\n")
-        session.start()
-        input.watch(.readable)
-        loop.runUntilStopped()
-    }
-
-    func event(_ e: ClientChannel.Action) {
-        switch e {
-        case .established: out("\r[connected to \(session.server)]\n"); prompt()
-        case .connectionLost(let why): out("\r[reconnecting: \(why)]\n")
-        case .compromisedConfirmed:
-            AtomicFile.remove(identityPath)
-            out("\r[server confirmed: all keys destroyed, all devices revoked; identity deleted]\n")
-            quit()
-        case .compromisedUnconfirmed:
-            AtomicFile.remove(identityPath)
-            out("\r[no confirmation from the server; local keys and identity destroyed anyway]\n")
-            quit()
-        default: break
-        }
-    }
-
-    func readInput() {
-        var buf = [UInt8](repeating: 0, count: 4096)
-        let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if n == 0 { quit(); return }
-        if n < 0 { return }
-        pending += buf[0..<n]
-        while let nl = pending.firstIndex(of: 10) {
-            let line = String(decoding: pending[..<nl], as: UTF8.self)
-            pending.removeSubrange(...nl)
-            handle(line)
-        }
-    }
-
-    func handle(_ line: String) {
-        if confirmingCompromised {
-            confirmingCompromised = false
-            if line == "COMPROMISED" { session.sendCompromised() } else { out("not confirmed; nothing changed\n"); prompt() }
-            return
-        }
-        switch line {
-        case "": prompt()
-        case "/quit", "/exit": quit()
-        case "/help":
-            out("/status  connection state and round-trip time\n/compromised  destroy every key on both sides\n/quit  leave\nanything else is sent as chat\n")
-            prompt()
-        case "/status":
-            var rtt = session.channel.rtt.map { String(format3($0.seconds * 1000)) + " ms" } ?? "unknown"
-            if let t = session.requests.connection?.transport, t.rtt.hasSample {
-                rtt = "\(format3(t.rtt.smoothed.seconds * 1000)) ms (min \(format3(t.rtt.minimum.seconds * 1000)) ms)"
-            }
-            out("\(session.channel.state) to \(session.server), rtt \(rtt), \(session.channel.handshakesCompleted) handshake(s)\n")
-            prompt()
-        case "/compromised":
-            out("This destroys every key, revokes EVERY paired device and deletes this identity.\nType COMPROMISED to confirm: ")
-            confirmingCompromised = true
-        default:
-            if line.hasPrefix("/") { out("unknown command \(line); /help lists them\n"); prompt(); return }
-            let request = session.request("chat", body: Array(line.utf8))
-            request.onDone = { [unowned self] outcome in
-                switch outcome {
-                case .success(let reply): self.out("\r" + reply.text + "\n")
-                case .failure(let failure): self.out("\r[error: \(failure)]\n")
-                }
-                self.prompt()
-            }
-        }
-    }
-
-    func quit() {
-        guard !done else { return }
-        done = true
-        input.watch([])
-        loop.stop()
     }
 }
 

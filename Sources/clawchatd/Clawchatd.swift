@@ -1,7 +1,8 @@
 // clawchatd: the ClawChat daemon. It listens on one UDP port, stays silent to anything that does
-// not authenticate, pairs devices from short-lived security files, and answers chat (an echo for
-// now). Everything runs on one libevent loop on the main thread.
+// not authenticate, pairs devices from short-lived security files, and answers chat through the
+// configured LLM provider. Everything runs on one libevent loop on the main thread.
 import ArgumentParser
+import ClawAssistant
 import ClawChannel
 import ClawCrypto
 import ClawDaemon
@@ -89,6 +90,8 @@ struct Run: ParsableCommand {
     @Option(help: "debug, info, notice, warning or error.")
     var logLevel: String = "info"
 
+    @OptionGroup var assistant: AssistantOptions
+
     func run() throws {
         ignoreSIGPIPE()
         let listenAddress = try parseAddress(listen)
@@ -115,18 +118,76 @@ struct Run: ParsableCommand {
         if config.publicAddresses.contains(where: \.isUnspecified) {
             throw ValidationError("--public-address must be an address clients can reach, not 0.0.0.0 or ::")
         }
-        try serve(config, level: level)
+        try serve(config, assistant: try assistant.config(stateDirectory: state.stateDir), level: level)
     }
 
-    private func serve(_ config: DaemonConfig, level: LogLevel) throws {
+    private func serve(_ config: DaemonConfig, assistant: AssistantConfig, level: LogLevel) throws {
         let loop = try EventLoop()
         let daemon: Daemon
-        do { daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level)) } catch {
+        do {
+            daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level))
+            daemon.attach(try Assistant(loop: loop, config: assistant, log: Logger("clawchatd", minimum: level)))
+        } catch {
             throw CLIError(error.description)
         }
         try daemon.installSignalHandlers()
         do { try daemon.start() } catch { throw CLIError(error.description) }
         loop.runUntilStopped()
+    }
+}
+
+/// Which LLM answers chat, and how the conversation is kept.
+struct AssistantOptions: ParsableArguments {
+    @Option(help: "LLM provider: openai, deepseek, anthropic, openai-compatible, echo (tests) or none.")
+    var provider: String = "none"
+
+    @Option(help: "Model name (default: the provider's usual inexpensive model).")
+    var model: String?
+
+    @Option(help: "Base URL of the API, up to /v1 (required for openai-compatible, e.g. http://127.0.0.1:11434/v1).")
+    var baseURL: String?
+
+    @Option(help: "Environment variable holding the API key (default: OPENAI_API_KEY, DEEPSEEK_API_KEY or ANTHROPIC_API_KEY; empty for none).")
+    var apiKeyEnv: String?
+
+    @Option(help: "Most tokens in one answer.")
+    var maxTokens: Int = 4096
+
+    @Option(help: "Context directory: SOUL.md, AGENTS.md, USER.md, MEMORY.md, memory/ (default: STATE_DIR/context).")
+    var contextDir: String?
+
+    @Option(help: "Tokens of history sent with each message (an estimate: 4 bytes a token).")
+    var historyBudget: Int = 8000
+
+    @Option(help: "Bytes of context files in the system prompt; the lowest priority is cut first.")
+    var contextBudget: Int = ContextAssembler.defaultBudgetBytes
+
+    @Option(help: "Seconds to wait for the provider's next real event (SSE comments do not count).")
+    var llmIdleTimeout: Double = 90
+
+    @Option(help: "Seconds one chat may take in all, retries included.")
+    var llmTimeout: Double = 600
+
+    @Option(help: "Retries of a failed LLM request (408, 409, 429, 5xx, connection errors).")
+    var llmMaxRetries: Int = 2
+
+    func config(stateDirectory: String) throws -> AssistantConfig {
+        guard let kind = ProviderKind(rawValue: provider) else {
+            throw ValidationError("--provider must be one of \(ProviderKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard historyBudget >= 100, contextBudget >= 1000 else { throw ValidationError("budgets: at least 100 tokens of history and 1000 bytes of context") }
+        guard llmIdleTimeout > 0, llmTimeout > 0, (0...10).contains(llmMaxRetries) else {
+            throw ValidationError("LLM timeouts must be positive and retries between 0 and 10")
+        }
+        var c = AssistantConfig(provider: ProviderConfig(kind: kind, model: model, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokens: maxTokens),
+                                contextDirectory: contextDir ?? "\(stateDirectory)/context",
+                                journalPath: "\(stateDirectory)/conversation.jsonl")
+        c.historyBudgetTokens = historyBudget
+        c.contextBudgetBytes = contextBudget
+        c.timeouts.idle = .milliseconds(Int64(llmIdleTimeout * 1000))
+        c.timeouts.overall = .milliseconds(Int64(llmTimeout * 1000))
+        c.maxRetries = llmMaxRetries
+        return c
     }
 }
 

@@ -1,0 +1,284 @@
+import ClawChannel
+import ClawClient
+import ClawReactor
+import ClawTransport
+import Glibc
+
+/// The interactive session. On a terminal: a line editor with history (raw mode, so Ctrl-C is a
+/// key), replies streamed as they arrive, slash commands. Ctrl-C while a reply streams cancels it
+/// (the daemon aborts the LLM request); Ctrl-C at an empty prompt, Ctrl-D or /quit leave. When
+/// stdin is not a terminal, lines are read as they come and SIGINT plays Ctrl-C's part.
+final class InteractiveChat {
+    let loop: EventLoop
+    let session: ClientSession
+    let identityPath: String
+    private var input: IOEvent!
+    private let terminal: Terminal?
+    private var editor: LineEditor
+    private let historyPath: String
+    private var pendingBytes: [UInt8] = []
+    private var confirmingCompromised = false
+    /// The chat reply being streamed, if any; lines typed meanwhile wait in `queued`.
+    private var current: OutgoingRequest?
+    private var queued: [String] = []
+    private var streamedText = ""
+    private var done = false
+    private var signals: [SignalEvent] = []
+    let prompt = "> "
+
+    init(identity: ClientIdentity, identityPath: String, loop: EventLoop, timers: ChannelTimers) throws {
+        self.loop = loop
+        self.identityPath = identityPath
+        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers, timers: timers)
+        terminal = Terminal(fd: 0, output: 1)
+        historyPath = LineHistory.defaultPath()
+        editor = LineEditor(history: terminal == nil ? [] : LineHistory.load(path: historyPath))
+        session.onEvent = { [unowned self] e in self.event(e) }
+        session.requests.onPush = { [unowned self] m in self.notice("[\(m.method)] \(m.text)") }
+        let flags = fcntl(0, F_GETFL)
+        _ = fcntl(0, F_SETFL, flags | O_NONBLOCK)
+        input = IOEvent(loop: loop, fd: 0) { [unowned self] _ in self.readInput() }
+        signals = [
+            try SignalEvent(loop: loop, signal: SIGINT) { [unowned self] in self.interrupt() },
+            try SignalEvent(loop: loop, signal: SIGTERM) { [unowned self] in self.quit() },
+            try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in self.quit() },
+        ]
+    }
+
+    func run() {
+        if let terminal { _ = terminal.enterRawMode() }
+        write("connecting to \(session.server)... (/help for commands)\n")
+        session.start()
+        input.watch(.readable)
+        loop.runUntilStopped()
+        terminal?.restore()
+    }
+
+    // MARK: Output
+
+    private func write(_ s: String) {
+        if let terminal { terminal.write(Array(s.utf8)) } else { out(s) }
+    }
+
+    /// A line of status (connection, push, command output) above what the user is typing.
+    private func notice(_ text: String) {
+        if current != nil {
+            write((streamedText.isEmpty || streamedText.hasSuffix("\n") ? "" : "\n") + text + "\n")
+            streamedText = ""
+            return
+        }
+        if let terminal { terminal.printAbove(text, prompt: prompt, editor: editor) } else { out(text + "\n") }
+    }
+
+    private func showPrompt() {
+        guard current == nil, !done else { return }
+        if let terminal { terminal.show(prompt: prompt, editor: editor) }
+    }
+
+    // MARK: Input
+
+    private func readInput() {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n == 0 { quit(); return }
+        if n < 0 { return }
+        if terminal != nil {
+            for action in editor.feed(buf[0..<n]) { perform(action) }
+            return
+        }
+        pendingBytes += buf[0..<n]
+        while let nl = pendingBytes.firstIndex(of: 10) {
+            let line = String(decoding: pendingBytes[..<nl], as: UTF8.self)
+            pendingBytes.removeSubrange(...nl)
+            submit(line)
+        }
+    }
+
+    private func perform(_ action: LineEditor.Action) {
+        guard let terminal else { return }
+        switch action {
+        case .redraw:
+            if current == nil { terminal.show(prompt: prompt, editor: editor) }
+        case .submit(let line):
+            if current == nil { terminal.write(LineEditor.renderSubmitted(prompt: prompt, line: line)) }
+            if !line.isEmpty { _ = LineHistory.append(line, path: historyPath) }
+            submit(line)
+        case .interrupt:
+            interrupt()
+        case .endOfInput:
+            quit()
+        case .complete:
+            terminal.write([0x07])
+        case .clearScreen:
+            terminal.clearScreen()
+            showPrompt()
+        case .bell:
+            terminal.write([0x07])
+        }
+    }
+
+    /// Ctrl-C: cancels the streaming reply; with nothing streaming, leaves.
+    private func interrupt() {
+        if let r = current {
+            r.cancel()   // completes the request with "cancelled", which prints the marker
+            return
+        }
+        if confirmingCompromised {
+            confirmingCompromised = false
+            notice("not confirmed; nothing changed")
+            return
+        }
+        quit()
+    }
+
+    private func submit(_ line: String) {
+        if confirmingCompromised {
+            confirmingCompromised = false
+            if line == "COMPROMISED" { session.sendCompromised() } else { notice("not confirmed; nothing changed") }
+            return
+        }
+        let trimmed = line.trimmingCharacters(in: " \t\r")
+        if trimmed.isEmpty { showPrompt(); return }
+        if trimmed.hasPrefix("/") { command(trimmed); return }
+        if current != nil {
+            queued.append(line)
+            notice("[queued: a reply is still streaming; Ctrl-C cancels it]")
+            return
+        }
+        chat(line)
+    }
+
+    // MARK: Chat
+
+    private func chat(_ line: String) {
+        guard line.utf8.count <= Message.maxBody else {
+            notice("[the message is \(line.utf8.count) bytes; the limit is \(Message.maxBody)]")
+            return
+        }
+        streamedText = ""
+        let r = session.request("chat", body: Array(line.utf8))
+        current = r
+        r.onPartial = { [unowned self] piece in
+            self.streamedText += piece.text
+            self.write(piece.text)
+        }
+        r.onDone = { [unowned self] outcome in
+            self.current = nil
+            let ended = self.streamedText.isEmpty || self.streamedText.hasSuffix("\n") ? "" : "\n"
+            switch outcome {
+            case .success(let m):
+                if self.streamedText.isEmpty { self.write(m.text + (m.text.hasSuffix("\n") ? "" : "\n")) } else { self.write(ended) }
+                if m.params["truncated"] == "true" { self.write("[the answer was cut at the token limit]\n") }
+                if m.params["stored"] == "false" { self.write("[the daemon could not store this exchange; see its log]\n") }
+            case .failure(.reset(let why)) where why == "cancelled":
+                self.write(ended + "[cancelled]\n")
+            case .failure(let failure):
+                self.write(ended + "[error: \(failure)]\n")
+            }
+            self.streamedText = ""
+            if !self.queued.isEmpty { self.chat(self.queued.removeFirst()) } else { self.showPrompt() }
+        }
+    }
+
+    // MARK: Commands
+
+    static let help = """
+        /status           connection, round-trip time, provider and history size
+        /history [N]      the last N exchanges (default 10)
+        /clear            forget the conversation history (daily logs stay)
+        /reload           make the daemon re-read SOUL.md, AGENTS.md, USER.md, MEMORY.md
+        /compromised      destroy every key on both sides (asks for confirmation)
+        /help             this list
+        /quit             leave (also Ctrl-D, or Ctrl-C at an empty prompt)
+        Anything else is sent to the assistant. Ctrl-C while a reply streams cancels it.
+        """
+
+    private func command(_ line: String) {
+        let parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        switch parts[0] {
+        case "/quit", "/exit":
+            quit()
+        case "/help":
+            notice(Self.help)
+        case "/status":
+            status()
+        case "/history":
+            let n = parts.count > 1 ? Int(parts[1]) : 10
+            guard let n, n > 0 else { notice("usage: /history [N]"); return }
+            simple("history", params: ["limit": String(n)]) { HistoryText.render($0.body).trimmingCharacters(in: "\n") }
+        case "/clear":
+            simple("clear") { $0.text }
+        case "/reload":
+            simple("reload") { $0.text }
+        case "/compromised":
+            notice("This destroys every key, revokes EVERY paired device and deletes this identity.\nType COMPROMISED and Enter to confirm (anything else cancels):")
+            confirmingCompromised = true
+        default:
+            notice("unknown command \(parts[0]); /help lists them")
+        }
+    }
+
+    /// A request whose reply is shown as one notice.
+    private func simple(_ method: String, params: [String: String] = [:], render: @escaping (Message) -> String) {
+        session.request(method, params: params).onDone = { [unowned self] outcome in
+            switch outcome {
+            case .success(let m): self.notice(render(m))
+            case .failure(let f): self.notice("[error: \(f)]")
+            }
+        }
+    }
+
+    private func status() {
+        var rtt = session.channel.rtt.map { format3($0.seconds * 1000) + " ms" } ?? "unknown"
+        if let t = session.requests.connection?.transport, t.rtt.hasSample {
+            rtt = "\(format3(t.rtt.smoothed.seconds * 1000)) ms (min \(format3(t.rtt.minimum.seconds * 1000)) ms)"
+        }
+        let line = "\(session.channel.state) to \(session.server), rtt \(rtt), \(session.channel.handshakesCompleted) handshake(s)"
+        simple("assistant-status") { m in
+            let p = m.params
+            let model = (p["model"] ?? "").isEmpty ? "" : " \(p["model"]!)"
+            return line + "\nassistant: \(p["provider"] ?? "?")\(model), \(p["exchanges"] ?? "?") exchange(s) in history, "
+                + "context \(p["context-bytes"] ?? "?") bytes, \(p["llm-requests"] ?? "?") LLM request(s) (\(p["llm-failed"] ?? "0") failed)"
+        }
+    }
+
+    // MARK: Channel events
+
+    private func event(_ e: ClientChannel.Action) {
+        switch e {
+        case .established:
+            notice("[connected to \(session.server)]")
+        case .connectionLost(let why):
+            notice("[reconnecting: \(why)]")
+        case .compromisedConfirmed:
+            AtomicFile.remove(identityPath)
+            notice("[server confirmed: all keys destroyed, all devices revoked; identity deleted]")
+            quit()
+        case .compromisedUnconfirmed:
+            AtomicFile.remove(identityPath)
+            notice("[no confirmation from the server; local keys and identity destroyed anyway]")
+            quit()
+        default:
+            break
+        }
+    }
+
+    func quit() {
+        guard !done else { return }
+        done = true
+        current?.cancel()
+        if let terminal { terminal.write(Array("\r\n".utf8)); terminal.restore() }
+        input.watch([])
+        signals = []
+        loop.stop()
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
