@@ -309,7 +309,14 @@ public final class LLMCall {
         overallTimer.cancel()
         retryTimer.cancel()
         echoTimer?.cancel()
-        transfer?.cancel()
+        if let t = transfer {
+            // The transfer outlives this call inside curl until its cancellation is delivered;
+            // its callbacks must not reach back into a call that is gone.
+            t.onHeaders = { _, _ in }
+            t.onBody = { _ in }
+            t.onComplete = { _ in }
+            t.cancel()
+        }
         transfer = nil
         let done = onDone
         onDelta = { _ in }

@@ -489,6 +489,10 @@ class Handler(BaseHTTPRequestHandler):
         self.pieces = split_pieces(text, opt_int(opts, "pieces", 5))
         self.delay = opt_int(opts, "chunk_delay_ms", 0) / 1000.0
 
+        # Any scenario with times=N misbehaves for its first N requests only, then answers as
+        # `ok`: one base URL shows both the failure and that the client keeps being served.
+        if "times" in opts and self.attempt > opt_int(opts, "times", 0):
+            return self.scenario_ok()
         m = re.match(r"^status-(\d{3})(-then-ok)?$", name)
         if m:
             return self.scenario_status(int(m.group(1)), bool(m.group(2)))
