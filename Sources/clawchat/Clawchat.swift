@@ -121,9 +121,10 @@ struct Ask: ParsableCommand {
         var outcome: Result<Message, RequestFailure>?
         var reply = ""
         let request = session.request("chat", body: Array(text.utf8))
+        let tty = isatty(1) == 1
         request.onPartial = { piece in
             reply += piece.text
-            if !json { out(piece.text) }
+            if !json { out(tty ? safeForTerminal(piece.text) : piece.text) }
         }
         request.onDone = { outcome = $0 }
         // Ctrl-C cancels the reply (the daemon aborts its LLM request) and exits non-zero.

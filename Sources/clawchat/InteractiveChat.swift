@@ -24,6 +24,8 @@ final class InteractiveChat {
     private var streamedText = ""
     private var done = false
     private var signals: [SignalEvent] = []
+    /// fd 0's flags before we made it non-blocking; the shell gets them back.
+    private var stdinFlags: Int32 = 0
     let prompt = "> "
 
     init(identity: ClientIdentity, identityPath: String, loop: EventLoop, timers: ChannelTimers) throws {
@@ -35,13 +37,14 @@ final class InteractiveChat {
         editor = LineEditor(history: terminal == nil ? [] : LineHistory.load(path: historyPath))
         session.onEvent = { [unowned self] e in self.event(e) }
         session.requests.onPush = { [unowned self] m in self.notice("[\(m.method)] \(m.text)") }
-        let flags = fcntl(0, F_GETFL)
-        _ = fcntl(0, F_SETFL, flags | O_NONBLOCK)
+        stdinFlags = fcntl(0, F_GETFL)
+        _ = fcntl(0, F_SETFL, stdinFlags | O_NONBLOCK)
         input = IOEvent(loop: loop, fd: 0) { [unowned self] _ in self.readInput() }
         signals = [
             try SignalEvent(loop: loop, signal: SIGINT) { [unowned self] in self.interrupt() },
             try SignalEvent(loop: loop, signal: SIGTERM) { [unowned self] in self.quit() },
             try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in self.quit() },
+            try SignalEvent(loop: loop, signal: SIGWINCH) { [unowned self] in self.showPrompt() },
         ]
     }
 
@@ -117,7 +120,8 @@ final class InteractiveChat {
         }
     }
 
-    /// Ctrl-C: cancels the streaming reply; with nothing streaming, leaves.
+    /// Ctrl-C: cancels the streaming reply; abandons a half-typed line; at an empty prompt,
+    /// leaves.
     private func interrupt() {
         if let r = current {
             r.cancel()   // completes the request with "cancelled", which prints the marker
@@ -126,6 +130,11 @@ final class InteractiveChat {
         if confirmingCompromised {
             confirmingCompromised = false
             notice("not confirmed; nothing changed")
+            return
+        }
+        if let terminal, !editor.interruptedLine.isEmpty {
+            terminal.write(Array("^C\n".utf8))
+            showPrompt()
             return
         }
         quit()
@@ -159,8 +168,9 @@ final class InteractiveChat {
         let r = session.request("chat", body: Array(line.utf8))
         current = r
         r.onPartial = { [unowned self] piece in
-            self.streamedText += piece.text
-            self.write(piece.text)
+            let text = self.terminal == nil ? piece.text : safeForTerminal(piece.text)
+            self.streamedText += text
+            self.write(text)
         }
         r.onDone = { [unowned self] outcome in
             self.current = nil
@@ -268,10 +278,27 @@ final class InteractiveChat {
         done = true
         current?.cancel()
         if let terminal { terminal.write(Array("\r\n".utf8)); terminal.restore() }
+        _ = fcntl(0, F_SETFL, stdinFlags)
         input.watch([])
         signals = []
         loop.stop()
     }
+}
+
+/// A model's text with terminal control sequences made harmless: ESC and the other C0/C1
+/// controls (but newline and tab) become U+FFFD, so an answer cannot move the cursor, retitle
+/// the window or rewrite the screen.
+func safeForTerminal(_ text: String) -> String {
+    var out = String.UnicodeScalarView()
+    for u in text.unicodeScalars {
+        let v = u.value
+        if v == 0x0A || v == 0x09 || (v >= 0x20 && v != 0x7F && !(0x80...0x9F).contains(v)) {
+            out.append(u)
+        } else {
+            out.append("\u{FFFD}")
+        }
+    }
+    return String(out)
 }
 
 extension String {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Exercises the README's commands on real binaries, on loopback, without root:
-# bootstrap-key, run, pair, ask (plain and --json), devices list/revoke, secfile, a wrong
+# bootstrap-key, run, pair, ask (plain and --json), history, reload, clear, devices list/revoke, secfile, a wrong
 # bootstrap key, a spent security file, and a graceful SIGTERM. Usage: cli-commands.sh BIN_DIR
 set -uo pipefail
 bin="${1:?usage: cli-commands.sh BIN_DIR}"
@@ -25,7 +25,7 @@ wait_for() {  # wait_for SECONDS COMMAND...
 chmod 600 "$work/bk"
 state="$work/state"
 sec="$state/security/clawchat-current.sec"
-"$bin/clawchatd" run --state-dir "$state" --listen 127.0.0.1:0 --bootstrap-key-file "$work/bk" 2> "$work/daemon.log" &
+"$bin/clawchatd" run --state-dir "$state" --listen 127.0.0.1:0 --bootstrap-key-file "$work/bk" --provider echo 2> "$work/daemon.log" &
 daemon_pid=$!
 check "daemon writes a security file" wait_for 10 test -f "$sec"
 cp "$sec" "$work/first.sec"
@@ -36,8 +36,17 @@ check "pair with a wrong bootstrap key fails with a clear error" \
 check "pair" "$bin/clawchat" pair "$sec" --name laptop --bootstrap-key-file "$work/bk"
 check "ask" bash -c "[ \"\$('$bin/clawchat' ask hello)\" = 'echo: hello' ]"
 "$bin/clawchat" ask --json 'say "hi"' > "$work/json.out"
-printf '%s\n' '{"reply":"echo: say \"hi\""}' > "$work/json.expected"
-check "ask --json escapes quotes" cmp -s "$work/json.out" "$work/json.expected"
+check "ask --json escapes quotes" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["reply"] == "echo: say \"hi\"" and d["provider"] == "echo" and d["stored"] == "true", d' "$work/json.out"
+check "history shows both exchanges" bash -c "'$bin/clawchat' history | grep -c '^claw: echo: ' | grep -qx 2"
+check "history --json" python3 -c '
+import json, subprocess, sys
+d = json.loads(subprocess.run([sys.argv[1] + "/clawchat", "history", "--json"], capture_output=True, check=True).stdout)
+assert [e["user"] for e in d["exchanges"]] == ["hello", "say \"hi\""], d' "$bin"
+check "reload names the context files" bash -c "'$bin/clawchat' reload | grep -q 'SOUL.md, AGENTS.md, USER.md, MEMORY.md'"
+check "clear empties the history" bash -c "'$bin/clawchat' clear | grep -q 'cleared (2' && '$bin/clawchat' history | grep -q 'no history'"
 check "devices list shows the device" bash -c "'$bin/clawchatd' devices list --state-dir '$state' | grep -q ' laptop '"
 check "the spent file cannot pair a second device" \
   bash -c "! CLAWCHAT_CONFIG_DIR='$work/other' '$bin/clawchat' pair '$work/first.sec' --bootstrap-key-file '$work/bk' 2>/dev/null"

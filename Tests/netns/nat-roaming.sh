@@ -226,7 +226,7 @@ K=$("$BIN/clawchatd" bootstrap-key) || die "clawchatd bootstrap-key failed"
 export CLAWCHAT_BOOTSTRAP_KEY="$K"
 
 mkdir -p "$TMP/state" "$TMP/client"
-ip netns exec "$NS_S" "$BIN/clawchatd" run --state-dir "$TMP/state" --listen 10.77.2.2:47400 \
+ip netns exec "$NS_S" "$BIN/clawchatd" run --state-dir "$TMP/state" --listen 10.77.2.2:47400 --provider echo \
     --public-address 10.77.2.2 --log-level info >"$TMP/server.log" 2>&1 </dev/null &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
