@@ -35,11 +35,13 @@ let package = Package(
         .target(name: "ClawTransport", dependencies: ["ClawReactor"]),
         // The reactor glue of each side: the daemon and the client, as libraries so tests can run
         // them in-process on loopback.
-        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawAssistant"]),
+        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawAssistant", "ClawCron"]),
         .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
         .target(name: "ClawRelay", dependencies: ["ClawReactor"]),
         // The assistant: JSON, SSE and provider stream decoders (pure), the LLM bridge on curl.
         .target(name: "ClawAssistant", dependencies: ["ClawReactor", "ClawCrypto"]),
+        // Cron: time zones (TZif), cron expressions, the CRON.md format (pure, plus zoneinfo reads).
+        .target(name: "ClawCron", dependencies: ["ClawReactor"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
             "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawAssistant",
@@ -68,6 +70,7 @@ let package = Package(
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
         .testTarget(name: "ClawAssistantTests", dependencies: ["ClawAssistant", "ClawReactor", "ClawCrypto"]),
         .testTarget(name: "ClawClientTests", dependencies: ["ClawClient", "ClawReactor"]),
+        .testTarget(name: "ClawCronTests", dependencies: ["ClawCron", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -101,6 +101,14 @@ public final class Assistant {
         return assembled
     }
 
+    /// A completion outside the conversation, for cron jobs: the persona's system prompt and a
+    /// single user turn. Nothing of it enters the chat history; it has its own `LLMCall`, so it
+    /// runs beside chats and other jobs and answers only its caller.
+    @discardableResult
+    public func task(_ prompt: String, onDone: @escaping (Result<Completion, LLMError>) -> Void) -> LLMCall {
+        bridge.complete(system: assembled.prompt, turns: [ChatTurn(.user, prompt)], onDelta: { _ in }, onDone: onDone)
+    }
+
     /// Stops every call in progress (daemon shutdown).
     public func shutdown() {
         bridge.cancelAll()

@@ -30,6 +30,8 @@ public final class Daemon {
     public private(set) var securityFilesWritten = 0
     /// The assistant, once attached: it answers `chat` and the conversation methods.
     public private(set) var assistant: Assistant?
+    /// The cron scheduler, once attached.
+    public private(set) var cron: CronService?
     public private(set) var stopped = false
 
     public init(loop: EventLoop, config: DaemonConfig, log: Logger = Logger("clawchatd")) throws(DaemonError) {
@@ -92,6 +94,16 @@ public final class Daemon {
         handlers.merge(assistant.handlers) { _, new in new }
     }
 
+    /// Hands the `cron-*` methods to the scheduler; its results are pushed to every device with a
+    /// message connection.
+    public func attach(_ cron: CronService) {
+        self.cron = cron
+        handlers.merge(cron.handlers) { _, new in new }
+        cron.broadcast = { [unowned self] method, params, body in
+            for d in self.connectedDevices { self.push(method, params: params, body: body, to: d) }
+        }
+    }
+
     /// SIGTERM/SIGINT stop the loop, SIGHUP reloads the device list, SIGUSR1 makes a new
     /// security file. Separate from `start` because libevent allows signal events on one base only.
     public func installSignalHandlers() throws(ReactorError) {
@@ -101,6 +113,7 @@ public final class Daemon {
             try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in
                 self.reloadDevices()
                 self.assistant?.reloadContext()
+                self.cron?.reload(reason: "SIGHUP")
             },
             try SignalEvent(loop: loop, signal: SIGUSR1) { [unowned self] in self.newSecurityFile() },
         ]
@@ -111,6 +124,7 @@ public final class Daemon {
         stopped = true
         log.notice("stopping (\(reason))")
         AtomicFile.remove(config.pidPath)
+        cron?.shutdown()
         assistant?.shutdown()
         signals = []
         wakeup.cancel()

@@ -13,7 +13,7 @@ struct Clawchat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clawchat",
         abstract: "Talk to your ClawChat daemon over its encrypted UDP channel.",
-        subcommands: [Chat.self, Pair.self, Ask.self, History.self, Clear.self, Reload.self, Compromised.self],
+        subcommands: [Chat.self, Pair.self, Ask.self, History.self, Clear.self, Reload.self, CronCommand.self, Compromised.self],
         defaultSubcommand: Chat.self)
 }
 
@@ -161,12 +161,13 @@ struct Ask: ParsableCommand {
 }
 
 /// Sends one request and returns its reply (for the small one-shot commands).
-func oneShot(_ method: String, params: [String: String] = [:], identity: IdentityOptions, timeout: Int = 30) throws -> Message {
+func oneShot(_ method: String, params: [String: String] = [:], body: [UInt8] = [], identity: IdentityOptions,
+             timeout: Int = 30) throws -> Message {
     ignoreSIGPIPE()
     let loop = try EventLoop()
     let session = try connect(try identity.load(), loop: loop, timeout: .seconds(timeout))
     var outcome: Result<Message, RequestFailure>?
-    session.request(method, params: params).onDone = { outcome = $0 }
+    session.request(method, params: params, body: body).onDone = { outcome = $0 }
     guard loop.run(until: .seconds(timeout), condition: { outcome != nil }), let outcome else {
         throw CLIError("no reply within \(timeout) s")
     }

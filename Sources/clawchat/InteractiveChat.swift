@@ -36,7 +36,7 @@ final class InteractiveChat {
         historyPath = LineHistory.defaultPath()
         editor = LineEditor(history: terminal == nil ? [] : LineHistory.load(path: historyPath))
         session.onEvent = { [unowned self] e in self.event(e) }
-        session.requests.onPush = { [unowned self] m in self.notice("[\(m.method)] \(m.text)") }
+        session.requests.onPush = { [unowned self] m in self.pushed(m) }
         stdinFlags = fcntl(0, F_GETFL)
         _ = fcntl(0, F_SETFL, stdinFlags | O_NONBLOCK)
         input = IOEvent(loop: loop, fd: 0) { [unowned self] _ in self.readInput() }
@@ -197,6 +197,10 @@ final class InteractiveChat {
         /history [N]      the last N exchanges (default 10)
         /clear            forget the conversation history (daily logs stay)
         /reload           make the daemon re-read SOUL.md, AGENTS.md, USER.md, MEMORY.md
+        /cron [list]      scheduled jobs: schedule, next run, last result
+        /cron run NAME    run a job now; /cron reload re-reads CRON.md; /cron results shows missed results
+        /cron add "NAME" "SCHEDULE" "COMMAND" ["CONTEXT"]   add a job to CRON.md
+        /cron remove|enable|disable NAME
         /compromised      destroy every key on both sides (asks for confirmation)
         /help             this list
         /quit             leave (also Ctrl-D, or Ctrl-C at an empty prompt)
@@ -220,6 +224,8 @@ final class InteractiveChat {
             simple("clear") { $0.text }
         case "/reload":
             simple("reload") { $0.text }
+        case "/cron":
+            cron(Array(parts.dropFirst()), line: line)
         case "/compromised":
             notice("This destroys every key, revokes EVERY paired device and deletes this identity.\nType COMPROMISED and Enter to confirm (anything else cancels):")
             confirmingCompromised = true
@@ -252,12 +258,77 @@ final class InteractiveChat {
         }
     }
 
+    // MARK: Cron
+
+    private var cronCursor = CronCursor()
+
+    private func pushed(_ m: Message) {
+        guard m.method == "cron-result" else { notice("[\(m.method)] \(safeForTerminal(m.text))"); return }
+        notice(safeForTerminal(CronText.result(job: m.params["job"] ?? "?", ok: m.params["ok"] == "true",
+                                               reason: m.params["reason"] ?? "", text: m.text)))
+        if let seq = Int(m.params["seq"] ?? ""), seq > cronCursor.seen {
+            cronCursor.save(seq)
+            cronCursor = CronCursor()
+        }
+    }
+
+    /// After each (re)connection: the results of runs that finished while this device was away.
+    private func fetchMissedCronResults() {
+        session.request("cron-results", params: ["after": String(cronCursor.seen)]).onDone = { [unowned self] outcome in
+            guard case .success(let m) = outcome else { return }
+            let (texts, last) = CronText.results(m.body)
+            if !texts.isEmpty {
+                self.notice("[\(texts.count) cron result(s) while you were away]")
+                for t in texts { self.notice(safeForTerminal(t)) }
+            }
+            if last > self.cronCursor.seen {
+                self.cronCursor.save(last)
+                self.cronCursor = CronCursor()
+            }
+        }
+    }
+
+    private func cron(_ words: [String], line: String) {
+        let args = shellWords(line).dropFirst(2).map { $0 }
+        let sub = words.first ?? "list"
+        let name = args.joined(separator: " ")
+        switch sub {
+        case "list": simple("cron-list") { CronText.list($0.body).trimmingCharacters(in: "\n") }
+        case "reload": simple("cron-reload") { $0.text }
+        case "results":
+            session.request("cron-results", params: ["after": "0", "limit": "10"]).onDone = { [unowned self] outcome in
+                guard case .success(let m) = outcome else { self.notice("[error: cannot fetch the results]"); return }
+                let texts = CronText.results(m.body).text
+                self.notice(texts.isEmpty ? "no cron results yet" : safeForTerminal(texts.joined(separator: "\n\n")))
+            }
+        case "run", "remove", "enable", "disable":
+            guard !name.isEmpty else { notice("usage: /cron \(sub) NAME"); return }
+            simple("cron-\(sub)", params: ["name": name]) { $0.text }
+        case "add":
+            guard args.count >= 3 else {
+                notice("usage: /cron add \"NAME\" \"SCHEDULE\" \"COMMAND\" [\"CONTEXT\"]   e.g. /cron add \"Standup\" \"0 9 * * 1-5\" \"Summarise my day\"")
+                return
+            }
+            let body = Array((args.count > 3 ? args[3...].joined(separator: " ") : "").utf8)
+            session.request("cron-add", params: ["name": args[0], "schedule": args[1], "command": args[2]], body: body).onDone = {
+                [unowned self] outcome in
+                switch outcome {
+                case .success(let m): self.notice(m.text)
+                case .failure(let f): self.notice("[error: \(f)]")
+                }
+            }
+        default:
+            notice("unknown /cron command \(sub); /help lists them")
+        }
+    }
+
     // MARK: Channel events
 
     private func event(_ e: ClientChannel.Action) {
         switch e {
         case .established:
             notice("[connected to \(session.server)]")
+            fetchMissedCronResults()
         case .connectionLost(let why):
             notice("[reconnecting: \(why)]")
         case .compromisedConfirmed:
@@ -283,6 +354,33 @@ final class InteractiveChat {
         signals = []
         loop.stop()
     }
+}
+
+/// Splits a command line into words: spaces separate, double or single quotes group, a backslash
+/// escapes the next character.
+func shellWords(_ line: String) -> [String] {
+    var words: [String] = []
+    var current = ""
+    var inWord = false
+    var quote: Character?
+    var escaped = false
+    for ch in line {
+        if escaped { current.append(ch); escaped = false; inWord = true; continue }
+        if ch == "\\" && quote != "'" { escaped = true; continue }
+        if let q = quote {
+            if ch == q { quote = nil } else { current.append(ch) }
+            continue
+        }
+        if ch == "\"" || ch == "'" { quote = ch; inWord = true; continue }
+        if ch == " " || ch == "\t" {
+            if inWord { words.append(current); current = ""; inWord = false }
+            continue
+        }
+        current.append(ch)
+        inWord = true
+    }
+    if inWord { words.append(current) }
+    return words
 }
 
 /// A model's text with terminal control sequences made harmless: ESC and the other C0/C1

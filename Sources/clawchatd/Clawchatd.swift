@@ -4,6 +4,7 @@
 import ArgumentParser
 import ClawAssistant
 import ClawChannel
+import ClawCron
 import ClawCrypto
 import ClawDaemon
 import ClawReactor
@@ -91,6 +92,7 @@ struct Run: ParsableCommand {
     var logLevel: String = "info"
 
     @OptionGroup var assistant: AssistantOptions
+    @OptionGroup var cronOptions: CronOptions
 
     func run() throws {
         ignoreSIGPIPE()
@@ -123,10 +125,15 @@ struct Run: ParsableCommand {
 
     private func serve(_ config: DaemonConfig, assistant: AssistantConfig, level: LogLevel) throws {
         let loop = try EventLoop()
+        let cronConfig = try cronOptions.config(stateDirectory: state.stateDir, contextDirectory: assistant.contextDirectory)
         let daemon: Daemon
         do {
             daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level))
-            daemon.attach(try Assistant(loop: loop, config: assistant, log: Logger("clawchatd", minimum: level)))
+            let a = try Assistant(loop: loop, config: assistant, log: Logger("clawchatd", minimum: level))
+            daemon.attach(a)
+            let c = try CronService(loop: loop, config: cronConfig, assistant: a, log: Logger("clawchatd", minimum: level))
+            daemon.attach(c)
+            c.start()
         } catch {
             throw CLIError(error.description)
         }
@@ -188,6 +195,37 @@ struct AssistantOptions: ParsableArguments {
         c.timeouts.overall = .milliseconds(Int64(llmTimeout * 1000))
         c.maxRetries = llmMaxRetries
         return c
+    }
+}
+
+/// The scheduler's time zone and catch-up rule.
+struct CronOptions: ParsableArguments {
+    @Option(help: "Time zone for CRON.md schedules, e.g. Europe/Paris (default: $TZ, else /etc/localtime, else UTC).")
+    var timeZone: String?
+
+    @Option(help: "Runs missed while the daemon was down: once (run each such job once at start) or skip.")
+    var cronCatchUp: String = "once"
+
+    func config(stateDirectory: String, contextDirectory: String) throws -> CronConfig {
+        guard let policy = CatchUpPolicy(rawValue: cronCatchUp) else { throw ValidationError("--cron-catch-up must be once or skip") }
+        var c = CronConfig(cronPath: "\(contextDirectory)/CRON.md", statePath: "\(stateDirectory)/cron-state.json",
+                           logDirectory: "\(stateDirectory)/logs/cron", zone: try zone())
+        c.policy = policy
+        return c
+    }
+
+    private func zone() throws -> TimeZoneRules {
+        let env = getenv("TZ").map { String(cString: $0) }.map { $0.hasPrefix(":") ? String($0.dropFirst()) : $0 }
+        if let name = timeZone ?? env.flatMap({ $0.isEmpty ? nil : $0 }) {
+            do { return try TimeZoneRules.load(named: name) } catch { throw CLIError("time zone \(name): \(error)") }
+        }
+        // /etc/localtime is a link into the zoneinfo tree on Debian: its target names the zone.
+        var link = [CChar](repeating: 0, count: 512)
+        let n = readlink("/etc/localtime", &link, link.count - 1)
+        let target = n > 0 ? String(decoding: link[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        let name = target.firstRange(of: "zoneinfo/").map { String(target[$0.upperBound...]) } ?? "localtime"
+        if let bytes = try? AtomicFile.read("/etc/localtime"), let z = try? TimeZoneRules(tzif: bytes, name: name) { return z }
+        return .utc
     }
 }
 

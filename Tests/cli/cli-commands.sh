@@ -47,6 +47,21 @@ d = json.loads(subprocess.run([sys.argv[1] + "/clawchat", "history", "--json"], 
 assert [e["user"] for e in d["exchanges"]] == ["hello", "say \"hi\""], d' "$bin"
 check "reload names the context files" bash -c "'$bin/clawchat' reload | grep -q 'SOUL.md, AGENTS.md, USER.md, MEMORY.md'"
 check "clear empties the history" bash -c "'$bin/clawchat' clear | grep -q 'cleared (2' && '$bin/clawchat' history | grep -q 'no history'"
+check "cron list shows the template's four jobs" bash -c "'$bin/clawchat' cron list | grep -c -E '^(Daily Summary|Security Check|Weekly Architecture Review|Daily Memory Update) ' | grep -qx 4"
+cp "$state/context/CRON.md" "$work/cron.before"
+check "cron add" "$bin/clawchat" cron add --name "Standup" --schedule "0 9 * * 1-5" --command "Plan my day" --context "Short."
+check "cron list --json has it, enabled, with a next run" python3 -c '
+import json, subprocess, sys
+d = json.loads(subprocess.run([sys.argv[1] + "/clawchat", "cron", "list", "--json"], capture_output=True, check=True).stdout)
+j = [j for j in d["jobs"] if j["name"] == "Standup"][0]
+assert j["enabled"] and j["schedule"] == "0 9 * * 1-5" and j["nextRun"] > 0, j' "$bin"
+check "cron disable, enable" bash -c "'$bin/clawchat' cron disable Standup && '$bin/clawchat' cron list | grep -E '^Standup ' | grep -q ' no$' && '$bin/clawchat' cron enable Standup"
+check "cron remove leaves CRON.md byte for byte as before" bash -c "'$bin/clawchat' cron remove Standup && cmp -s '$state/context/CRON.md' '$work/cron.before'"
+check "cron add with a bad schedule fails clearly" bash -c "! '$bin/clawchat' cron add --name X --schedule '61 * * * *' --command y 2> '$work/err' && grep -q 'minute' '$work/err'"
+check "cron run, then cron results shows the result once" bash -c "
+  '$bin/clawchat' cron run 'Daily Summary' >/dev/null &&
+  for i in \$(seq 50); do '$bin/clawchat' cron results > '$work/results' && grep -q 'Daily Summary' '$work/results' && break; sleep 0.1; done &&
+  grep -q 'echo: Scheduled task' '$work/results' && '$bin/clawchat' cron results | grep -q 'no new cron results'"
 check "devices list shows the device" bash -c "'$bin/clawchatd' devices list --state-dir '$state' | grep -q ' laptop '"
 check "the spent file cannot pair a second device" \
   bash -c "! CLAWCHAT_CONFIG_DIR='$work/other' '$bin/clawchat' pair '$work/first.sec' --bootstrap-key-file '$work/bk' 2>/dev/null"

@@ -488,6 +488,10 @@ class Handler(BaseHTTPRequestHandler):
         self.stream = (OpenAIStream if self.api == "openai" else AnthropicStream)(body, text)
         self.pieces = split_pieces(text, opt_int(opts, "pieces", 5))
         self.delay = opt_int(opts, "chunk_delay_ms", 0) / 1000.0
+        # slow_match=WORD,slow_delay_ms=N: requests whose last user message contains WORD stream
+        # with N ms between chunks instead (a slow cron job beside a quick chat on one mock).
+        if "slow_match" in opts and opts["slow_match"] in text:
+            self.delay = opt_int(opts, "slow_delay_ms", 1000) / 1000.0
 
         # Any scenario with times=N misbehaves for its first N requests only, then answers as
         # `ok`: one base URL shows both the failure and that the client keeps being served.
