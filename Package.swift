@@ -35,11 +35,13 @@ let package = Package(
         .target(name: "ClawTransport", dependencies: ["ClawReactor"]),
         // The reactor glue of each side: the daemon and the client, as libraries so tests can run
         // them in-process on loopback.
-        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawAssistant", "ClawCron"]),
+        .target(name: "ClawDaemon", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawAssistant", "ClawCron", "ClawFiles"]),
         .target(name: "ClawClient", dependencies: ["ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport"]),
         .target(name: "ClawRelay", dependencies: ["ClawReactor"]),
         // The assistant: JSON, SSE and provider stream decoders (pure), the LLM bridge on curl.
         .target(name: "ClawAssistant", dependencies: ["ClawReactor", "ClawCrypto"]),
+        // Files: the sandbox (openat2 RESOLVE_BENEATH) and its operations.
+        .target(name: "ClawFiles", dependencies: ["ClawReactor", "CShim"]),
         // Cron: time zones (TZif), cron expressions, the CRON.md format (pure, plus zoneinfo reads).
         .target(name: "ClawCron", dependencies: ["ClawReactor"]),
 
@@ -66,11 +68,12 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ClawTransportTests", dependencies: ["ClawTransport", "ClawRelay", "ClawCrypto", "ClawReactor"]),
         .testTarget(name: "ClawIntegrationTests",
-                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay", "ClawAssistant"]),
+                    dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay", "ClawAssistant", "ClawCron", "ClawFiles"]),
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
         .testTarget(name: "ClawAssistantTests", dependencies: ["ClawAssistant", "ClawReactor", "ClawCrypto"]),
         .testTarget(name: "ClawClientTests", dependencies: ["ClawClient", "ClawReactor"]),
         .testTarget(name: "ClawCronTests", dependencies: ["ClawCron", "ClawReactor"]),
+        .testTarget(name: "ClawFilesTests", dependencies: ["ClawFiles", "ClawReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )

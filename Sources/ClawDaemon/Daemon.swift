@@ -32,6 +32,8 @@ public final class Daemon {
     public private(set) var assistant: Assistant?
     /// The cron scheduler, once attached.
     public private(set) var cron: CronService?
+    /// The file manager, once attached.
+    public private(set) var files: FileService?
     public private(set) var stopped = false
 
     public init(loop: EventLoop, config: DaemonConfig, log: Logger = Logger("clawchatd")) throws(DaemonError) {
@@ -102,6 +104,12 @@ public final class Daemon {
         cron.broadcast = { [unowned self] method, params, body in
             for d in self.connectedDevices { self.push(method, params: params, body: body, to: d) }
         }
+    }
+
+    /// Hands the `fs-*` methods to the file manager.
+    public func attach(_ files: FileService) {
+        self.files = files
+        handlers.merge(files.handlers) { _, new in new }
     }
 
     /// SIGTERM/SIGINT stop the loop, SIGHUP reloads the device list, SIGUSR1 makes a new

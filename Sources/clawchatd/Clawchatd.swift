@@ -7,6 +7,7 @@ import ClawChannel
 import ClawCron
 import ClawCrypto
 import ClawDaemon
+import ClawFiles
 import ClawReactor
 import Glibc
 
@@ -94,6 +95,12 @@ struct Run: ParsableCommand {
     @OptionGroup var assistant: AssistantOptions
     @OptionGroup var cronOptions: CronOptions
 
+    @Option(help: "The folder the file manager shares (created 0700 if missing; default: STATE_DIR/files).")
+    var filesRoot: String?
+
+    @Flag(help: "Share the folder read-only: every change is refused.")
+    var filesReadOnly = false
+
     func run() throws {
         ignoreSIGPIPE()
         let listenAddress = try parseAddress(listen)
@@ -126,6 +133,11 @@ struct Run: ParsableCommand {
     private func serve(_ config: DaemonConfig, assistant: AssistantConfig, level: LogLevel) throws {
         let loop = try EventLoop()
         let cronConfig = try cronOptions.config(stateDirectory: state.stateDir, contextDirectory: assistant.contextDirectory)
+        let root = filesRoot ?? "\(state.stateDir)/files"
+        let sandbox: Sandbox
+        do { sandbox = try Sandbox(root: root, readOnly: filesReadOnly) } catch {
+            throw CLIError("the shared folder \(root): \(error.reason)")
+        }
         let daemon: Daemon
         do {
             daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level))
@@ -137,6 +149,7 @@ struct Run: ParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
+        daemon.attach(FileService(loop: loop, sandbox: sandbox, log: Logger("clawchatd", minimum: level)))
         try daemon.installSignalHandlers()
         do { try daemon.start() } catch { throw CLIError(error.description) }
         loop.runUntilStopped()

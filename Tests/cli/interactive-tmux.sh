@@ -3,7 +3,8 @@
 # send-keys and read with capture-pane, against a daemon whose provider is the mock LLM.
 # Shows: a question gets a reply that streams in (seen part-way), line editing (Ctrl-A, Left),
 # history recall (Up), Ctrl-C cancels a reply in progress, /history lists what was stored, and
-# Ctrl-C at an empty prompt leaves. Usage: interactive-tmux.sh BIN_DIR
+# /cron lists jobs and a job run from the session pushes its result into it, and Ctrl-C at an
+# empty prompt leaves. Usage: interactive-tmux.sh BIN_DIR
 set -uo pipefail
 bin="${1:?usage: interactive-tmux.sh BIN_DIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -100,6 +101,13 @@ check "/history has no trace of the cancelled question" bash -c "! tmux -S '$soc
 
 keys -l "/status"; keys Enter
 check "/status shows the connection and the provider" wait_pane 5 "assistant: openai-compatible mock"
+
+keys -l "/cron"; keys Enter
+check "/cron lists the template's jobs" wait_pane 5 "Weekly Architecture Review"
+keys -l '/cron run "Security Check"'; keys Enter
+check "/cron run starts the job" wait_pane 5 '"Security Check" started'
+check "its result is pushed to the session" wait_pane 10 "[cron] Security Check (manual) done:"
+wait_prompt 5
 
 keys C-c
 check "Ctrl-C at an empty prompt leaves with status 0" wait_pane 5 "CLIENT-EXITED 0"
