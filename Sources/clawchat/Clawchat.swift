@@ -13,7 +13,7 @@ struct Clawchat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clawchat",
         abstract: "Talk to your ClawChat daemon over its encrypted UDP channel.",
-        subcommands: [Chat.self, Pair.self, Ask.self, History.self, Clear.self, Reload.self, CronCommand.self, Compromised.self],
+        subcommands: [Chat.self, Pair.self, Ask.self, History.self, Clear.self, Reload.self, CronCommand.self, Compromised.self] + fileSubcommands,
         defaultSubcommand: Chat.self)
 }
 

@@ -24,9 +24,13 @@ final class InteractiveChat {
     private var streamedText = ""
     private var done = false
     private var signals: [SignalEvent] = []
+    /// The file manager's commands (/ls, /get, ...) and its transfers in the background.
+    private var files: InteractiveFiles!
+    /// The transfers' progress, shown before the prompt while any runs.
+    private var progressText = ""
     /// fd 0's flags before we made it non-blocking; the shell gets them back.
     private var stdinFlags: Int32 = 0
-    let prompt = "> "
+    var prompt: String { progressText.isEmpty ? "> " : "[\(progressText)] > " }
 
     init(identity: ClientIdentity, identityPath: String, loop: EventLoop, timers: ChannelTimers) throws {
         self.loop = loop
@@ -37,6 +41,8 @@ final class InteractiveChat {
         editor = LineEditor(history: terminal == nil ? [] : LineHistory.load(path: historyPath))
         session.onEvent = { [unowned self] e in self.event(e) }
         session.requests.onPush = { [unowned self] m in self.pushed(m) }
+        files = InteractiveFiles(session: session, notice: { [unowned self] in self.notice($0) },
+                                 progressLine: { [unowned self] in self.drawProgress($0) })
         stdinFlags = fcntl(0, F_GETFL)
         _ = fcntl(0, F_SETFL, stdinFlags | O_NONBLOCK)
         input = IOEvent(loop: loop, fd: 0) { [unowned self] _ in self.readInput() }
@@ -110,8 +116,12 @@ final class InteractiveChat {
             interrupt()
         case .endOfInput:
             quit()
-        case .complete:
-            terminal.write([0x07])
+        case .complete(let line, let cursor):
+            files.complete(line: line, cursor: cursor) { [unowned self] new in
+                guard let new, self.editor.line == line else { terminal.write([0x07]); return }
+                self.editor.replaceLine(new)
+                self.showPrompt()
+            }
         case .clearScreen:
             terminal.clearScreen()
             showPrompt()
@@ -213,7 +223,7 @@ final class InteractiveChat {
         case "/quit", "/exit":
             quit()
         case "/help":
-            notice(Self.help)
+            notice(Self.help + "\n" + files.help)
         case "/status":
             status()
         case "/history":
@@ -230,6 +240,7 @@ final class InteractiveChat {
             notice("This destroys every key, revokes EVERY paired device and deletes this identity.\nType COMPROMISED and Enter to confirm (anything else cancels):")
             confirmingCompromised = true
         default:
+            if files.handle(parts[0], Array(shellWords(line).dropFirst())) { return }
             notice("unknown command \(parts[0]); /help lists them")
         }
     }
@@ -256,6 +267,13 @@ final class InteractiveChat {
             return line + "\nassistant: \(p["provider"] ?? "?")\(model), \(p["exchanges"] ?? "?") exchange(s) in history, "
                 + "context \(p["context-bytes"] ?? "?") bytes, \(p["llm-requests"] ?? "?") LLM request(s) (\(p["llm-failed"] ?? "0") failed)"
         }
+    }
+
+    /// Transfers report progress here; on a terminal it shows in the prompt, redrawn in place.
+    private func drawProgress(_ text: String) {
+        guard terminal != nil else { return }
+        progressText = text
+        showPrompt()
     }
 
     // MARK: Cron
@@ -348,6 +366,7 @@ final class InteractiveChat {
         guard !done else { return }
         done = true
         current?.cancel()
+        files.cancelAll()
         if let terminal { terminal.write(Array("\r\n".utf8)); terminal.restore() }
         _ = fcntl(0, F_SETFL, stdinFlags)
         input.watch([])

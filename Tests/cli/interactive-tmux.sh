@@ -109,6 +109,15 @@ check "/cron run starts the job" wait_pane 5 '"Security Check" started'
 check "its result is pushed to the session" wait_pane 10 "[cron] Security Check (manual) done:"
 wait_prompt 5
 
+keys -l "/mkdir notes"; keys Enter
+sleep 0.3
+keys -l "/ls"; keys Enter
+check "/mkdir then /ls shows the new directory" wait_pane 5 "notes/"
+keys -l "/cd notes"; keys Enter; sleep 0.3
+keys -l "/pwd"; keys Enter
+check "/cd and /pwd" wait_pane 5 "/notes"
+wait_prompt 5
+
 keys C-c
 check "Ctrl-C at an empty prompt leaves with status 0" wait_pane 5 "CLIENT-EXITED 0"
 check "the line history was saved" grep -qx "hello worxld" "$work/laptop/history"
