@@ -71,7 +71,7 @@ let package = Package(
                     dependencies: ["ClawDaemon", "ClawClient", "ClawChannel", "ClawCrypto", "ClawReactor", "ClawTransport", "ClawRelay", "ClawAssistant", "ClawCron", "ClawFiles"]),
         .testTarget(name: "ClawRelayTests", dependencies: ["ClawRelay", "ClawReactor"]),
         .testTarget(name: "ClawAssistantTests", dependencies: ["ClawAssistant", "ClawReactor", "ClawCrypto"]),
-        .testTarget(name: "ClawClientTests", dependencies: ["ClawClient", "ClawReactor"]),
+        .testTarget(name: "ClawClientTests", dependencies: ["ClawClient", "ClawReactor", "ClawTransport", "ClawCrypto", "ClawChannel"]),
         .testTarget(name: "ClawCronTests", dependencies: ["ClawCron", "ClawReactor"]),
         .testTarget(name: "ClawFilesTests", dependencies: ["ClawFiles", "ClawReactor"]),
     ],
