@@ -44,9 +44,13 @@ let package = Package(
         .target(name: "ClawFiles", dependencies: ["ClawReactor", "CShim"]),
         // Cron: time zones (TZif), cron expressions, the CRON.md format (pure, plus zoneinfo reads).
         .target(name: "ClawCron", dependencies: ["ClawReactor"]),
+        // The daemon's settings: a strict TOML-subset parser and the env-file parser (pure, with
+        // line numbers), the settings model with its defaults, the merge (flags > file > defaults)
+        // and the validation that collects every problem.
+        .target(name: "ClawConfig", dependencies: ["ClawReactor", "ClawCrypto", "ClawAssistant", "ClawCron"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
-            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawAssistant",
+            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawAssistant", "ClawConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat", dependencies: [
@@ -74,6 +78,7 @@ let package = Package(
         .testTarget(name: "ClawClientTests", dependencies: ["ClawClient", "ClawReactor", "ClawTransport", "ClawCrypto", "ClawChannel"]),
         .testTarget(name: "ClawCronTests", dependencies: ["ClawCron", "ClawReactor"]),
         .testTarget(name: "ClawFilesTests", dependencies: ["ClawFiles", "ClawReactor"]),
+        .testTarget(name: "ClawConfigTests", dependencies: ["ClawConfig", "ClawReactor", "ClawAssistant", "ClawCron"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -165,14 +165,13 @@ public final class LLMCall {
         }
         if !current.isEmpty || pieces.isEmpty { pieces.append(current) }
         var next = 0
-        var t: Timer!
-        t = Timer(loop: bridge.loop) { [unowned self] in
+        let t = Timer(loop: bridge.loop) { [unowned self] in
             guard !self.finished else { return }
             if next < pieces.count {
                 self.forwarded += 1
                 self.onDelta(pieces[next])
                 next += 1
-                t.schedule(after: .zero)
+                self.echoTimer?.schedule(after: .zero)
             } else {
                 self.finish(.success(Completion(text: text, stopReason: "stop")))
             }

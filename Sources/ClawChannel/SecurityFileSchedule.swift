@@ -94,6 +94,12 @@ public struct SecurityFileSchedule {
         return t
     }
 
+    /// When the next file replaces the current one (nil when regeneration is off).
+    public var nextRegeneration: Int64? {
+        guard regenerating, let last = lastIssued else { return nil }
+        return last + Self.regenerateEvery
+    }
+
     private mutating func issue(now: Int64) -> Effect {
         let issued = Issued(fileID: UInt64(Random.uniform(UInt32.max)) << 32 | UInt64(Random.uniform(UInt32.max)),
                             secret: SecureBytes.random(count: 32), validFrom: now,

@@ -53,6 +53,9 @@ public final class ServerChannel {
         /// Set while this session is a pairing that awaits key confirmation: the device to
         /// register, and the pairing secret it used (which must still be unspent then).
         var pendingPairing: (device: DeviceRecord, secret: SecureBytes)?
+        /// When the first keys were confirmed, and how many handshakes replaced them since.
+        var establishedAt: Instant?
+        var rekeys = 0
         init(deviceID: UInt64, publicKey: [UInt8], endpoint: SocketAddress, now: Instant) {
             self.deviceID = deviceID
             self.publicKey = publicKey
@@ -184,12 +187,17 @@ public final class ServerChannel {
         public var keysCreated: Instant?
         public var lastReceived: Instant
         public var pairing: Bool
+        /// When the session's first keys were confirmed (nil while a handshake is pending).
+        public var establishedAt: Instant?
+        /// Handshakes that replaced the keys since (`keysCreated` is the newest one's time).
+        public var rekeys: Int
     }
 
     public var sessionInfos: [SessionInfo] {
         sessions.values.map {
             SessionInfo(deviceID: $0.deviceID, address: $0.endpoint, keysCreated: $0.current?.created,
-                        lastReceived: $0.lastReceived, pairing: $0.pendingPairing != nil)
+                        lastReceived: $0.lastReceived, pairing: $0.pendingPairing != nil,
+                        establishedAt: $0.establishedAt, rekeys: $0.rekeys)
         }
     }
 
@@ -300,6 +308,7 @@ public final class ServerChannel {
             session.current = keypair
             session.next = nil
             handshakesCompleted += 1
+            if session.establishedAt == nil { session.establishedAt = now } else { session.rekeys += 1 }
             if let pending = session.pendingPairing {
                 session.pendingPairing = nil
                 // The secret must still be unspent: two holders of one file cannot both pair.

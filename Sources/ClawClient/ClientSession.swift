@@ -11,8 +11,16 @@ public final class ClientSession {
     public let loop: EventLoop
     public private(set) var socket: UDPSocket
     public let channel: ClientChannel
-    public let servers: [SocketAddress]
+    public private(set) var servers: [SocketAddress]
     private var serverIndex = 0
+    /// The server's port rotation, if it has one: the port to use is computed from the clock, and
+    /// the server's `port-rotated` pushes move the session at once.
+    public private(set) var rotation: PortRotation?
+    private var candidateIndex = 0
+    /// The server told us its rotation settings (save them with the identity).
+    public var onRotation: (PortRotation) -> Void = { _ in }
+    /// Pushes for the application (the session keeps the rotation ones for itself).
+    public var onPush: (Message) -> Void = { _ in }
     private var wakeup: Timer!
     private let log: Logger
     /// Requests and pushes: the message layer over the reliable transport (PROTOCOL.md 10).
@@ -23,13 +31,16 @@ public final class ClientSession {
     public var server: SocketAddress { servers[serverIndex] }
 
     public init(loop: EventLoop, credentials: ClientCredentials, servers: [SocketAddress],
-                timers: ChannelTimers = ChannelTimers(), log: Logger = Logger("clawchat", minimum: .warning)) throws {
+                timers: ChannelTimers = ChannelTimers(), rotation: PortRotation? = nil,
+                log: Logger = Logger("clawchat", minimum: .warning)) throws {
         precondition(!servers.isEmpty, "a client needs at least one server address")
         self.loop = loop
-        self.servers = servers
+        self.rotation = rotation
+        let port = rotation?.port(at: loop.clock.unixTime)
+        self.servers = port.map { p in servers.map { $0.withPort(p) } } ?? servers
         self.log = log
         channel = try ClientChannel(credentials: credentials, timers: timers)
-        socket = try Self.openSocket(loop: loop, towards: servers[0])
+        socket = try Self.openSocket(loop: loop, towards: self.servers[0])
         wakeup = Timer(loop: loop) { [unowned self] in
             self.perform(self.channel.tick(now: loop.clock.now, unixNanos: self.unixNanos))
         }
@@ -38,6 +49,7 @@ public final class ClientSession {
             let now = self.loop.clock.now
             for p in packets { self.perform(self.channel.send(p, now: now, expectReply: !MessageConnection.isAckOnly(p))) }
         }
+        requests.onPush = { [unowned self] m in self.pushed(m) }
     }
 
     private static func openSocket(loop: EventLoop, towards server: SocketAddress) throws(ReactorError) -> UDPSocket {
@@ -48,12 +60,50 @@ public final class ClientSession {
 
     private func attach(_ s: UDPSocket) {
         s.onDatagram = { [unowned self] bytes, from in
-            guard from == self.server else { return }   // only the server speaks to us
+            guard self.accepts(from) else { return }   // only the server speaks to us
             self.perform(self.channel.receive(bytes, now: self.loop.clock.now))
         }
     }
 
     private var unixNanos: UInt64 { loop.clock.unixNanos }
+
+    /// The server's address, or with port rotation any port of its range on the same host (the
+    /// channel authenticates every datagram; this only keeps junk out cheaply).
+    private func accepts(_ from: SocketAddress) -> Bool {
+        if from == server { return true }
+        guard let r = rotation else { return false }
+        return r.range.contains(from.port) && from.withPort(server.port) == server
+    }
+
+    private func pushed(_ m: Message) {
+        switch m.method {
+        case "rotation":
+            let p = m.params
+            guard let secret = p["secret"].flatMap({ Base64.decode($0) }), let low = p["low"].flatMap({ UInt16($0) }),
+                  let high = p["high"].flatMap({ UInt16($0) }), low <= high,
+                  let period = p["period"].flatMap({ Int64($0) }), let grace = p["grace"].flatMap({ Int64($0) }),
+                  let r = try? PortRotation(secret: secret, range: low...high, period: period, grace: grace) else {
+                log.warning("ignored a malformed port rotation announcement")
+                return
+            }
+            let changed = rotation != r
+            rotation = r
+            if changed { onRotation(r) }
+            if let port = p["port"].flatMap({ UInt16($0) }), port != server.port { move(to: port) }
+        case "port-rotated":
+            if let port = m.params["port"].flatMap({ UInt16($0) }), rotation?.range.contains(port) == true { move(to: port) }
+        default:
+            onPush(m)
+        }
+    }
+
+    /// Sends to `port` from now on (same host, same socket, same session): the server answers
+    /// from there too, and the old port closes after its grace period.
+    public func move(to port: UInt16) {
+        guard port != server.port else { return }
+        log.info("server moved to port \(port)")
+        servers = servers.map { $0.withPort(port) }
+    }
 
     public func start() {
         perform(channel.start(now: loop.clock.now, unixNanos: unixNanos))
@@ -100,6 +150,13 @@ public final class ClientSession {
                 }
             case .connectionLost(let reason):
                 log.info("connection lost (\(reason)); reconnecting")
+                if let r = rotation {
+                    // Try the ports the clock says are open, the current epoch's first.
+                    let candidates = r.candidates(at: loop.clock.unixTime)
+                    let port = candidates[candidateIndex % candidates.count]
+                    candidateIndex += 1
+                    servers = servers.map { $0.withPort(port) }
+                }
                 serverIndex = (serverIndex + 1) % servers.count
                 do { try rebind() } catch { log.warning("cannot open a new socket: \(error)") }
                 onEvent(action)

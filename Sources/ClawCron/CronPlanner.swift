@@ -111,7 +111,9 @@ public struct CronPlanner {
             s.schedule = text
             if !job.spec.enabled || job.schedule.isReboot {
                 s.nextRun = nil
-            } else if !sameSchedule || startup || s.nextRun == nil || s.nextRun! <= now {
+            } else if !sameSchedule || startup || s.nextRun == nil {
+                // (An unchanged job that is due keeps its due time: the next tick runs it. A reload
+                // in the second between due time and wake-up must not skip the run.)
                 s.nextRun = job.schedule.next(after: now, in: zone)
             }
             state[job.name] = s

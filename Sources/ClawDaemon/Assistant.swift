@@ -142,6 +142,7 @@ public final class Assistant {
     private func finished(_ r: IncomingRequest, text: String, outcome: Result<Completion, LLMError>,
                           firstPiece: Duration?, started: Instant) {
         calls[ObjectIdentifier(r)] = nil
+        r.onCancel = nil   // it holds the request: break the cycle
         switch outcome {
         case .success(let completion):
             let now = loop.clock.unixTime
@@ -182,7 +183,7 @@ public final class Assistant {
             guard items.count < limit else { break }
             let item: JSONValue = ["time": .number(Double(e.time)), "user": .string(e.user), "assistant": .string(e.assistant)]
             let n = item.encoded().utf8.count + 1
-            guard size + n <= Message.maxBody else { break }
+            guard size + n <= Message.maxBody else { continue }   // one huge exchange must not hide the rest
             size += n
             items.append(item)
         }

@@ -44,8 +44,9 @@ public struct CronRunRecord: Equatable, Sendable {
 
     init?(_ v: JSONValue) {
         guard let seq = v["seq"]?.intValue, let job = v["job"]?.stringValue, let ok = v["ok"]?.boolValue else { return nil }
-        self.init(seq: seq, job: job, reason: v["reason"]?.stringValue ?? "", started: Int64(v["started"]?.doubleValue ?? 0),
-                  finished: Int64(v["finished"]?.doubleValue ?? 0), ok: ok, result: v["result"]?.stringValue ?? "")
+        self.init(seq: seq, job: job, reason: v["reason"]?.stringValue ?? "",
+                  started: v["started"]?.doubleValue.flatMap { Int64(exactly: $0) } ?? 0,
+                  finished: v["finished"]?.doubleValue.flatMap { Int64(exactly: $0) } ?? 0, ok: ok, result: v["result"]?.stringValue ?? "")
     }
 
     init(seq: Int, job: String, reason: String, started: Int64, finished: Int64, ok: Bool, result: String) {
@@ -91,6 +92,7 @@ public final class CronService {
         self.log = log
         do { try AtomicFile.ensureDirectory(config.logDirectory, mode: 0o700) } catch { throw .storage(error.description) }
         planner = CronPlanner(zone: config.zone, policy: config.policy, state: Self.loadState(config.statePath, log: log))
+        nextSeq = Self.lastSeq(config.statePath) + 1
         loadHistory()
         timer = Timer(loop: loop) { [unowned self] in self.wake() }
         debounce = Timer(loop: loop) { [unowned self] in self.reload(reason: "CRON.md changed") }
@@ -269,7 +271,15 @@ public final class CronService {
         nextSeq += 1
         recent.append(r)
         if recent.count > Self.keepRecent { recent.removeFirst(recent.count - Self.keepRecent) }
-        appendLine(Array((r.json.encoded() + "\n").utf8), to: "\(config.logDirectory)/runs.jsonl")
+        let runs = "\(config.logDirectory)/runs.jsonl"
+        appendLine(Array((r.json.encoded() + "\n").utf8), to: runs)
+        if let size = fileSize(runs), size > Self.maxRunsFile {
+            // Keep the file to its newest records (what clients can still ask for), atomically.
+            let kept = recent.map { $0.json.encoded() + "\n" }.joined()
+            do { try AtomicFile.write(Array(kept.utf8), to: runs, mode: 0o600) } catch {
+                log.error("cron: cannot compact \(runs): \(error)")
+            }
+        }
         let local = config.zone.local(r.finished)
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         let month = "\(local.year)-\(two(local.month))"
@@ -280,10 +290,22 @@ public final class CronService {
                                   "finished": String(r.finished)], Array(r.result.utf8.prefix(Message.maxBody - 4096)))
     }
 
+    static let maxRunsFile = 8 << 20
+
+    private func fileSize(_ path: String) -> Int? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : nil
+    }
+
     private func appendLine(_ bytes: [UInt8], to path: String) {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { log.error("cron: cannot open \(path): \(String(cString: strerror(errno)))"); return }
         defer { close(fd) }
+        var bytes = bytes
+        // A line torn by a crash must not swallow the next record: start a fresh line.
+        var st = stat()
+        var last: UInt8 = 0x0A
+        if fstat(fd, &st) == 0, st.st_size > 0, pread(fd, &last, 1, st.st_size - 1) == 1, last != 0x0A { bytes.insert(0x0A, at: 0) }
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -294,14 +316,34 @@ public final class CronService {
     }
 
     private func loadHistory() {
-        guard let bytes = try? AtomicFile.read("\(config.logDirectory)/runs.jsonl", limit: 64 << 20) else { return }
+        let path = "\(config.logDirectory)/runs.jsonl"
+        // Only the tail matters (the newest records); a file of any size is read in bounded memory.
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno != ENOENT { log.error("cron: cannot read the run history \(path): \(String(cString: strerror(errno)))") }
+            return
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return }
+        let want = Int(min(Int64(st.st_size), Int64(Self.maxRunsFile)))
+        var bytes = [UInt8](repeating: 0, count: want)
+        let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(Int64(st.st_size) - Int64(want))) }
+        guard got == want else { log.error("cron: cannot read the run history \(path)"); return }
+        if Int64(want) < Int64(st.st_size), let nl = bytes.firstIndex(of: 0x0A) { bytes.removeSubrange(...nl) }   // a cut first line
         for line in bytes.split(separator: 0x0A).suffix(Self.keepRecent) {
             if let v = try? JSONValue.parse(Array(line)), let r = CronRunRecord(v) { recent.append(r) }
         }
-        nextSeq = (recent.last?.seq ?? 0) + 1
+        nextSeq = max(nextSeq, (recent.last?.seq ?? 0) + 1)
     }
 
     // MARK: State file
+
+    /// The last sequence number given out, kept in the state file so numbers never restart.
+    static func lastSeq(_ path: String) -> Int {
+        guard let bytes = try? AtomicFile.read(path), let v = try? JSONValue.parse(bytes) else { return 0 }
+        return max(v["lastSeq"]?.intValue ?? 0, 0)
+    }
 
     static func loadState(_ path: String, log: Logger) -> [String: CronJobState] {
         guard let bytes = try? AtomicFile.read(path) else { return [:] }
@@ -311,7 +353,7 @@ public final class CronService {
         }
         var out: [String: CronJobState] = [:]
         for (name, j) in jobs {
-            func int(_ k: String) -> Int64? { j[k]?.doubleValue.map { Int64($0) } }
+            func int(_ k: String) -> Int64? { j[k]?.doubleValue.flatMap { Int64(exactly: $0) } }
             out[name] = CronJobState(schedule: j["schedule"]?.stringValue ?? "", nextRun: int("nextRun"), lastRun: int("lastRun"),
                                      lastFinished: int("lastFinished"), lastOK: j["lastOK"]?.boolValue,
                                      lastResult: j["lastResult"]?.stringValue, runCount: j["runCount"]?.intValue ?? 0)
@@ -330,7 +372,7 @@ public final class CronService {
             if let v = s.lastResult { o["lastResult"] = .string(v) }
             jobs[name] = .object(o)
         }
-        let doc: JSONValue = ["v": 1, "jobs": .object(jobs)]
+        let doc: JSONValue = ["v": 1, "lastSeq": .number(Double(nextSeq - 1)), "jobs": .object(jobs)]
         do { try AtomicFile.write(Array(doc.encoded().utf8), to: config.statePath, mode: 0o600) } catch {
             log.error("cron: cannot save the run state: \(error)")
         }

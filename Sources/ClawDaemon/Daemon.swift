@@ -11,11 +11,18 @@ public final class Daemon {
     public let loop: EventLoop
     public let config: DaemonConfig
     let log: Logger
-    public let socket: UDPSocket
+    /// The socket of the current port (with port rotation, the newest one).
+    public private(set) var socket: UDPSocket
+    /// Port rotation, when configured, and every socket it keeps open (the current one included).
+    public let rotation: PortRotation?
+    private var openSockets: [UInt16: UDPSocket] = [:]
+    /// The socket each peer last reached us on with an authenticated packet: replies leave from it.
+    private var route: [SocketAddress: UDPSocket] = [:]
+    private var rotationTimer: Timer?
     public let server: ServerChannel
-    private var schedule = SecurityFileSchedule()
+    private(set) var schedule = SecurityFileSchedule()
     private var devices: [DeviceRecord]
-    private var publicAddresses: [SocketAddress] = []
+    public private(set) var publicAddresses: [SocketAddress] = []
     private var stun: StunDiscovery?
     private var wakeup: Timer!
     private var signals: [SignalEvent] = []
@@ -35,6 +42,12 @@ public final class Daemon {
     /// The file manager, once attached.
     public private(set) var files: FileService?
     public private(set) var stopped = false
+    /// When `start` ran, and the local control socket it opened (`clawchatd status`).
+    public private(set) var startedAt: Instant?
+    public internal(set) var control: ControlSocket?
+    /// systemd notifications (READY, STOPPING, WATCHDOG; no-ops without $NOTIFY_SOCKET): made by
+    /// `start` from the process environment unless set before it.
+    public var notify: SystemdNotify?
 
     public init(loop: EventLoop, config: DaemonConfig, log: Logger = Logger("clawchatd")) throws(DaemonError) {
         self.loop = loop
@@ -49,19 +62,94 @@ public final class Daemon {
             key = try ServerKeyStore.loadOrCreate(config.serverKeyPath)
             devices = try DeviceStore.load(config.devicesPath)
         } catch { throw .storage("\(config.stateDirectory): \(error)") }
-        do { socket = try UDPSocket(loop: loop, bindTo: config.listen) } catch { throw .network(error) }
+        var listen = config.listen
+        if let settings = config.rotation {
+            do {
+                let r = try PortRotation(secret: try RotationKeyStore.loadOrCreate(config.rotationKeyPath),
+                                         range: settings.range, period: settings.period, grace: settings.grace)
+                rotation = r
+                listen = listen.withPort(r.port(at: loop.clock.unixTime))
+            } catch let e as PortRotation.Problem {
+                throw .configuration("port rotation: \(e)")
+            } catch {
+                throw .storage("\(config.rotationKeyPath): \(error)")
+            }
+        } else {
+            rotation = nil
+        }
+        do { socket = try UDPSocket(loop: loop, bindTo: listen) } catch { throw .network(error) }
         socket.setBufferSizes(receive: 4 << 20, send: 4 << 20)
+        openSockets[socket.localAddress.port] = socket
         do {
             server = try ServerChannel(staticKey: key, cipher: config.cipher, devices: devices,
                                        timers: config.timers, limits: config.limits)
         } catch { throw .storage("cannot start the Noise handshake: \(error)") }
         wakeup = Timer(loop: loop) { [unowned self] in self.runTimers() }
-        socket.onDatagram = { [unowned self] bytes, from in self.receive(bytes, from: from) }
+        attach(socket)
+        if rotation != nil { rotationTimer = Timer(loop: loop) { [unowned self] in self.rotate() } }
+    }
+
+    private func attach(_ s: UDPSocket) {
+        s.onDatagram = { [unowned self, unowned s] bytes, from in self.receive(bytes, from: from, via: s) }
+    }
+
+    /// The ports open now (more than one only during a rotation's grace period).
+    public var openPorts: [UInt16] { openSockets.keys.sorted() }
+
+    // MARK: Port rotation
+
+    /// At each epoch start: open the new port, make it current, tell connected devices; at the
+    /// end of the grace: close the old one. Then sleep until the next change.
+    private func rotate() {
+        guard let rotation else { return }
+        let now = loop.clock.unixTime
+        let wanted = rotation.openPorts(at: now)
+        let current = wanted[0]
+        if openSockets[current] == nil {
+            do {
+                let s = try UDPSocket(loop: loop, bindTo: config.listen.withPort(current))
+                s.setBufferSizes(receive: 4 << 20, send: 4 << 20)
+                attach(s)
+                openSockets[current] = s
+            } catch {
+                log.error("port rotation: cannot open port \(current): \(error); staying on \(socket.localAddress.port)")
+            }
+        }
+        if let s = openSockets[current], s !== socket {
+            log.notice("port rotation: now on port \(current) (previous \(socket.localAddress.port) stays open \(rotation.grace) s)")
+            socket = s
+            for d in connectedDevices { push("port-rotated", params: ["port": String(current)], body: [], to: d) }
+            if schedule.active.contains(where: { $0.validUntil > now }) && !publicAddresses.isEmpty {
+                newSecurityFile()   // an unspent security file must name the port that is open
+            }
+        }
+        for (port, s) in openSockets where !wanted.contains(port) && s !== socket {
+            openSockets[port] = nil
+            route = route.filter { $0.value !== s }
+            log.info("port rotation: closed port \(port)")
+        }
+        armRotation()
+    }
+
+    private func armRotation() {
+        guard let rotation, let t = rotationTimer else { return }
+        let now = loop.clock.unixTime
+        t.schedule(after: .seconds(max(rotation.nextChange(after: now) - now, 1)))
+    }
+
+    /// What a device needs to find the port by itself: sent on each new message connection.
+    private func announceRotation(to device: UInt64) {
+        guard let r = rotation else { return }
+        push("rotation", params: ["secret": Base64.encode(r.secret), "low": String(r.range.lowerBound), "high": String(r.range.upperBound),
+                                  "period": String(r.period), "grace": String(r.grace), "port": String(socket.localAddress.port)],
+             body: [], to: device)
     }
 
     /// Starts serving: resolves the public address, makes the first security file if needed.
     public func start() throws(DaemonError) {
         log.notice("listening on \(socket.localAddress), \(devices.count) paired device(s), cipher \(config.cipher)")
+        startedAt = loop.clock.now
+        try startControlSocket()
         writePidFile()
         if !config.publicAddresses.isEmpty {
             publicAddresses = config.publicAddresses
@@ -88,6 +176,9 @@ public final class Daemon {
         } else {
             throw .noPublicAddress
         }
+        armRotation()
+        notify = notify ?? SystemdNotify(loop: loop, log: log)
+        notify?.ready(status: "listening on \(socket.localAddress), \(devices.count) paired device(s)")
     }
 
     /// Hands `chat`, `history`, `clear`, `reload` and `assistant-status` to the assistant.
@@ -112,26 +203,36 @@ public final class Daemon {
         handlers.merge(files.handlers) { _, new in new }
     }
 
-    /// SIGTERM/SIGINT stop the loop, SIGHUP reloads the device list, SIGUSR1 makes a new
-    /// security file. Separate from `start` because libevent allows signal events on one base only.
+    /// SIGTERM/SIGINT stop the loop, SIGHUP reloads the device list, the context files and
+    /// CRON.md (sessions stay up), SIGUSR1 makes a new security file. Separate from `start` because libevent allows signal events on one base only.
     public func installSignalHandlers() throws(ReactorError) {
         signals = [
             try SignalEvent(loop: loop, signal: SIGTERM) { [unowned self] in self.stop(reason: "SIGTERM") },
             try SignalEvent(loop: loop, signal: SIGINT) { [unowned self] in self.stop(reason: "SIGINT") },
-            try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in
-                self.reloadDevices()
-                self.assistant?.reloadContext()
-                self.cron?.reload(reason: "SIGHUP")
-            },
+            try SignalEvent(loop: loop, signal: SIGHUP) { [unowned self] in self.reload() },
             try SignalEvent(loop: loop, signal: SIGUSR1) { [unowned self] in self.newSecurityFile() },
         ]
+    }
+
+    /// SIGHUP: re-reads what the owner edits by hand, keeping every session and connection.
+    public func reload() {
+        reloadDevices()
+        var parts: [String] = []
+        if let a = assistant { parts.append("context (\(a.reloadContext().prompt.utf8.count) bytes)") }
+        if let c = cron {
+            c.reload(reason: "SIGHUP")
+            parts.append("CRON.md (\(c.planner.jobs.count) job(s))")
+        }
+        log.notice("SIGHUP: reloaded the device list" + parts.map { ", " + $0 }.joined() + "; \(connections.count) connection(s) kept")
     }
 
     public func stop(reason: String) {
         guard !stopped else { return }
         stopped = true
         log.notice("stopping (\(reason))")
+        notify?.stopping(status: "stopping (\(reason))")
         AtomicFile.remove(config.pidPath)
+        control?.close()
         cron?.shutdown()
         assistant?.shutdown()
         signals = []
@@ -192,6 +293,7 @@ public final class Daemon {
             connections[device] = d
             log.debug("device \(hexID(device)): message connection \(id) opened")
             d.receive(payload)
+            announceRotation(to: device)
         } else {
             perform(server.send(MessageConnection.unknownConnectionReply(id), toDevice: device))
         }
@@ -216,7 +318,7 @@ public final class Daemon {
             guard m.kind == .request, let d = connections[device] else { return }
             let r = IncomingRequest(device: device, stream: stream, message: m, driver: d)
             guard let handler = handlers[m.method] else {
-                r.fail(code: "unknown-method", "no such method: \(m.method)")
+                r.fail(code: "unknown-method", "no such method: \(m.method.prefix(100))")
                 return
             }
             requests[device, default: [:]][stream] = r
@@ -242,10 +344,14 @@ public final class Daemon {
 
     // MARK: Datagrams and timers
 
-    private func receive(_ bytes: UnsafeRawBufferPointer, from: SocketAddress) {
+    private func receive(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, via s: UDPSocket) {
         if let stun, stun.offer(bytes, from: from) { return }
         let actions = server.receive(bytes, from: from, now: loop.clock.now)
-        perform(actions)
+        if openSockets.count > 1 || route[from] != nil, actions.contains(where: Self.isAuthenticated) {
+            if route.count > 4096 { route.removeAll() }
+            route[from] = s
+        }
+        perform(actions, from: from, via: s)
         // Deadlines only move earlier after a handshake; junk produces no action and no work.
         if !actions.isEmpty && (bytes.first != PacketType.transport.rawValue
             || actions.contains(where: { if case .sessionEstablished = $0 { return true }; return false })) {
@@ -267,11 +373,21 @@ public final class Daemon {
         wakeup.schedule(after: max(delay, .milliseconds(1)))
     }
 
-    private func perform(_ actions: [ServerChannel.Action]) {
+    private static func isAuthenticated(_ a: ServerChannel.Action) -> Bool {
+        switch a {
+        case .deliver, .sessionEstablished, .sessionRoamed, .devicePaired: return true
+        default: return false
+        }
+    }
+
+    /// `from`/`via`: the datagram being answered and the socket it came in on; an answer to it
+    /// leaves from that socket (the peer checks where answers come from). Other sends use the
+    /// socket the peer last reached us on.
+    private func perform(_ actions: [ServerChannel.Action], from: SocketAddress? = nil, via: UDPSocket? = nil) {
         for action in actions {
             switch action {
             case .send(let bytes, let to):
-                socket.send(bytes, to: to)
+                ((to == from ? via : nil) ?? route[to] ?? socket).send(bytes, to: to)
             case .deliver(let device, let data):
                 deliver(data, from: device)
             case .devicePaired(var record):

@@ -20,6 +20,9 @@ public struct DaemonConfig {
     /// Argon2id cost when the bootstrap key is a passphrase.
     public var argon2OpsLimit: UInt64 = PasswordKDF.opsLimitInteractive
     public var argon2MemLimit: Int = PasswordKDF.memLimitInteractive
+    /// Port rotation (off when nil): the listening port moves every `period` seconds within
+    /// `range`; the secret lives in `STATE/rotation.key` and reaches paired devices in band.
+    public var rotation: RotationSettings?
 
     public init(stateDirectory: String, securityDirectory: String, listen: SocketAddress,
                 publicAddresses: [SocketAddress] = [], stunServers: [SocketAddress] = [],
@@ -39,7 +42,22 @@ public struct DaemonConfig {
     public var serverKeyPath: String { "\(stateDirectory)/server.key" }
     public var devicesPath: String { "\(stateDirectory)/devices" }
     public var pidPath: String { "\(stateDirectory)/clawchatd.pid" }
+    /// The local control socket of `clawchatd status` (0600).
+    public var controlSocketPath: String { "\(stateDirectory)/control.sock" }
     public var securityFilePath: String { "\(securityDirectory)/\(SecurityFile.fileName)" }
+    public var rotationKeyPath: String { "\(stateDirectory)/rotation.key" }
+}
+
+/// The settings of port rotation; the secret is the daemon's own.
+public struct RotationSettings: Sendable {
+    public var range: ClosedRange<UInt16>
+    public var period: Int64
+    public var grace: Int64
+    public init(range: ClosedRange<UInt16>, period: Int64 = 3600, grace: Int64 = 900) {
+        self.range = range
+        self.period = period
+        self.grace = grace
+    }
 }
 
 /// Why the daemon could not start, said so that the operator can fix it.

@@ -19,6 +19,8 @@ public final class FileService {
     public private(set) var bytesSent: Int64 = 0
     public private(set) var bytesReceived: Int64 = 0
     public private(set) var activeTransfers = 0
+    /// Paths with an upload in progress.
+    private var uploading: Set<String> = []
     static let chunk = 64 << 10
     static let queueLimit = 2 << 20
     static let hashStep = 1 << 20
@@ -93,12 +95,13 @@ public final class FileService {
     private func get(_ r: IncomingRequest) {
         let path = r.param("path")
         let offset = Int64(r.message.params["offset"] ?? "0") ?? -1
-        guard offset >= 0 else { fail(r, FileOpError(.invalidPath, path, "offset must be a byte count")); return }
+        guard offset >= 0 else { fail(r, FileOpError(.invalidPath, SandboxPath.shown(path), "offset must be a byte count")); return }
         let opened: (fd: Int32, info: Sandbox.FileInfo)
         do { opened = try sandbox.openFile(path) } catch { fail(r, error); return }
         let fd = opened.fd
         let size = opened.info.size
-        let mtime = opened.info.mtime
+        var initial = Glibc.stat()
+        _ = fstat(fd, &initial)
         var hasher = SHA256.Hasher()
         var pos: Int64 = 0
         var done = false
@@ -108,10 +111,12 @@ public final class FileService {
             done = true
             close(fd)
             activeTransfers -= 1
+            r.onWritable = nil   // the closures hold the request and the buffer: break the cycle
+            r.onCancel = nil
         }
         r.onCancel = { _ in end() }
         guard offset <= size else {
-            fail(r, FileOpError(.resumeMismatch, path, "the file has \(size) bytes, fewer than the \(offset) you already have; start again"))
+            fail(r, FileOpError(.resumeMismatch, SandboxPath.shown(path), "the file has \(size) bytes, fewer than the \(offset) you already have; start again"))
             end()
             return
         }
@@ -122,12 +127,12 @@ public final class FileService {
         func read(_ count: Int) -> Int? {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(pos)) }
             if n < 0 {
-                fail(r, FileOpError(.io, path, "read failed: \(String(cString: strerror(errno)))"))
+                fail(r, FileOpError(.io, SandboxPath.shown(path), "read failed: \(String(cString: strerror(errno)))"))
                 end()
                 return nil
             }
             if n == 0 && count > 0 {
-                fail(r, FileOpError(.changed, path, "the file got shorter while it was sent; try again"))
+                fail(r, FileOpError(.changed, SandboxPath.shown(path), "the file got shorter while it was sent; try again"))
                 end()
                 return nil
             }
@@ -144,8 +149,9 @@ public final class FileService {
             }
             guard !done, !r.isFinished, pos == size else { return }
             var st = Glibc.stat()
-            if fstat(fd, &st) == 0, (Int64(st.st_size) != size || Int64(st.st_mtim.tv_sec) != mtime) {
-                fail(r, FileOpError(.changed, path, "the file changed while it was sent; try again"))
+            if fstat(fd, &st) == 0, Int64(st.st_size) != size || st.st_mtim.tv_sec != initial.st_mtim.tv_sec
+                || st.st_mtim.tv_nsec != initial.st_mtim.tv_nsec || st.st_ctim.tv_nsec != initial.st_ctim.tv_nsec {
+                fail(r, FileOpError(.changed, SandboxPath.shown(path), "the file changed while it was sent; try again"))
             } else {
                 r.reply(params: ["size": String(size), "sha256": hexString(hasher.finalize())])
             }
@@ -160,6 +166,11 @@ public final class FileService {
 
         guard offset > 0 else { startSending(); return }
         let expected = (r.message.params["prefix-sha256"] ?? "").lowercased()
+        guard expected.utf8.count == 64 else {
+            fail(r, FileOpError(.resumeMismatch, SandboxPath.shown(path), "a resume needs the SHA-256 of the bytes you have (prefix-sha256)"))
+            end()
+            return
+        }
         // Hash what the client says it has, a step per loop turn, then compare.
         var timer: Timer?
         timer = Timer(loop: loop) {
@@ -171,7 +182,7 @@ public final class FileService {
             timer = nil
             let prefix = hasher   // finalize consumes; the whole-file hash goes on from here
             guard hexString(prefix.finalize()) == expected else {
-                self.fail(r, FileOpError(.resumeMismatch, path, "the part you have differs from the file here; start again"))
+                self.fail(r, FileOpError(.resumeMismatch, SandboxPath.shown(path), "the part you have differs from the file here; start again"))
                 end()
                 return
             }
@@ -185,17 +196,17 @@ public final class FileService {
     private func put(_ r: IncomingRequest) {
         let path = r.param("path")
         guard let size = Int64(r.message.params["size"] ?? ""), size >= 0 else {
-            fail(r, FileOpError(.invalidPath, path, "an upload needs its size in bytes")); return
+            fail(r, FileOpError(.invalidPath, SandboxPath.shown(path), "an upload needs its size in bytes")); return
         }
         let expected = (r.message.params["sha256"] ?? "").lowercased()
         guard expected.utf8.count == 64, expected.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
-            fail(r, FileOpError(.invalidPath, path, "an upload needs the SHA-256 of the whole file (64 hex digits)")); return
+            fail(r, FileOpError(.invalidPath, SandboxPath.shown(path), "an upload needs the SHA-256 of the whole file (64 hex digits)")); return
         }
         let overwrite = r.flag("overwrite")
         if !overwrite {
             do {
                 let existing = try sandbox.stat(path)
-                fail(r, FileOpError(existing.kind == .dir ? .isADirectory : .exists, path,
+                fail(r, FileOpError(existing.kind == .dir ? .isADirectory : .exists, SandboxPath.shown(path),
                                     existing.kind == .dir ? "is a directory" : "already exists; use overwrite to replace it"))
                 return
             } catch where error.code == .notFound {
@@ -204,8 +215,16 @@ public final class FileService {
                 fail(r, error); return
             }
         }
+        // One upload per path at a time: two writers on one part file would mix their bytes.
+        let key: String
+        do { key = try SandboxPath.components(path).joined(separator: "/") } catch { fail(r, error); return }
+        guard !uploading.contains(key) else {
+            fail(r, FileOpError(.exists, SandboxPath.shown(path), "another upload of this path is in progress"))
+            return
+        }
         let part: (fd: Int32, existing: Int64)
         do { part = try sandbox.openPartFile(for: path, resume: r.flag("resume")) } catch { fail(r, error); return }
+        uploading.insert(key)
         let fd = part.fd
         var offset = part.existing
         if offset > size {
@@ -224,17 +243,21 @@ public final class FileService {
             close(fd)
             if discard { sandbox.discardPartFile(for: path) }
             activeTransfers -= 1
+            uploading.remove(key)
+            r.onData = nil   // the closures hold the request: break the cycle
+            r.onEnd = nil
+            r.onCancel = nil
         }
         r.onCancel = { _ in end(discard: false) }   // an interrupted upload is kept for a resume
         r.onData = { [unowned self] bytes in
             guard !done else { return }
             guard ready else {
-                self.fail(r, FileOpError(.io, path, "data arrived before the server said where to resume"))
+                self.fail(r, FileOpError(.io, SandboxPath.shown(path), "data arrived before the server said where to resume"))
                 end(discard: false)
                 return
             }
             guard pos + Int64(bytes.count) <= size else {
-                self.fail(r, FileOpError(.tooLarge, path, "more bytes than the announced size of \(size)"))
+                self.fail(r, FileOpError(.tooLarge, SandboxPath.shown(path), "more bytes than the announced size of \(size)"))
                 end(discard: true)
                 return
             }
@@ -263,17 +286,17 @@ public final class FileService {
         r.onEnd = { [unowned self] in
             guard !done else { return }
             guard pos == size else {
-                self.fail(r, FileOpError(.io, path, "the upload ended after \(pos) of \(size) bytes; send the rest with resume"))
+                self.fail(r, FileOpError(.io, SandboxPath.shown(path), "the upload ended after \(pos) of \(size) bytes; send the rest with resume"))
                 end(discard: false)
                 return
             }
             guard hexString(hasher.finalize()) == expected else {
-                self.fail(r, FileOpError(.hashMismatch, path, "the file that arrived does not match its SHA-256; it was deleted, send it again"))
+                self.fail(r, FileOpError(.hashMismatch, SandboxPath.shown(path), "the file that arrived does not match its SHA-256; it was deleted, send it again"))
                 end(discard: true)
                 return
             }
             if fsync(fd) != 0 {
-                self.fail(r, FileOpError(.io, path, "fsync failed: \(String(cString: strerror(errno)))"))
+                self.fail(r, FileOpError(.io, SandboxPath.shown(path), "fsync failed: \(String(cString: strerror(errno)))"))
                 end(discard: false)
                 return
             }
@@ -302,7 +325,7 @@ public final class FileService {
             let want = Int(min(Int64(Self.hashStep), offset - pos))
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(pos)) }
             guard n > 0 else {
-                self.fail(r, FileOpError(.io, path, "cannot read the partial upload"))
+                self.fail(r, FileOpError(.io, SandboxPath.shown(path), "cannot read the partial upload"))
                 end(discard: true)
                 timer = nil
                 return

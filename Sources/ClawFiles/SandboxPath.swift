@@ -43,7 +43,7 @@ public enum SandboxPath {
     }
 
     /// `path` as an error repeats it: as the client gave it, cut to 200 characters.
-    static func shown(_ path: String) -> String {
+    public static func shown(_ path: String) -> String {
         path.count <= maxShownCharacters ? path : String(path.prefix(maxShownCharacters)) + "…"
     }
 

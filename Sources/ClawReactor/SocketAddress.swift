@@ -81,6 +81,11 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// True for 0.0.0.0 and ::, which must never be handed to a peer as a place to send to.
     public var isUnspecified: Bool { high == 0 && low == 0 }
 
+    /// The same address with another port.
+    public func withPort(_ port: UInt16) -> SocketAddress {
+        family == .v4 ? SocketAddress(ipv4: addressBytes, port: port) : SocketAddress(ipv6: addressBytes, port: port, scopeID: scopeID)
+    }
+
     public var isLoopback: Bool {
         family == .v4 ? addressBytes[0] == 127 : (high == 0 && low == 1)
     }

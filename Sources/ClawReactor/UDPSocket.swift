@@ -15,6 +15,7 @@ public enum SendResult: Equatable, Sendable {
 /// Counters a socket keeps about what it could not deliver.
 public struct UDPSocketStats: Sendable {
     public var received = 0
+    public var sent = 0
     public var truncatedDropped = 0
     public var receiveErrors = 0
     public var sendWouldBlock = 0
@@ -154,6 +155,7 @@ public final class UDPSocket {
                 continue
             }
             sent += Int(r)
+            stats.sent += Int(r)
             index += max(Int(r), 1)
             if r == 0 { break }
         }
@@ -161,7 +163,7 @@ public final class UDPSocket {
     }
 
     private func record(_ err: Int32?) -> SendResult {
-        guard let err else { return .sent }
+        guard let err else { stats.sent += 1; return .sent }
         if err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS {
             stats.sendWouldBlock += 1
             return .wouldBlock

@@ -101,12 +101,44 @@ public final class IncomingRequest {
         send(Message(.error, id: message.id, params: ["code": code], body: Array(text.utf8)), finish: true)
     }
 
+    /// Sends `m`, made to fit: a handler may echo what a peer sent (a path, a name), and no
+    /// peer may make the daemon build a message over the limits. An oversized error is cut, an
+    /// oversized reply becomes an error, an oversized partial or data body goes as several.
     private func send(_ m: Message, finish: Bool) {
         guard !isFinished, let driver else { return }
+        var m = m
+        let paramBytes = m.params.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
+        if paramBytes > Self.maxParamBytes {
+            m.params = m.params.mapValues { String(decoding: $0.utf8.prefix(200), as: UTF8.self) }
+            if m.kind == .reply {
+                m = Message(.error, id: m.id, params: ["code": "too-large"], body: Array("the answer's parameters are too large".utf8))
+            }
+        }
+        if m.body.count > Message.maxBody {
+            switch m.kind {
+            case .error:
+                m.body = Array(m.body.prefix(4096))
+            case .reply:
+                m = Message(.error, id: m.id, params: ["code": "too-large"],
+                            body: Array("the answer is over \(Message.maxBody) bytes".utf8))
+            default:
+                var rest = m.body[...]
+                while rest.count > Message.maxBody {
+                    var piece = m
+                    piece.body = Array(rest.prefix(Message.maxBody))
+                    driver.connection.send(piece, on: stream, finish: false)
+                    rest = rest.dropFirst(Message.maxBody)
+                    m.params = [:]
+                }
+                m.body = Array(rest)
+            }
+        }
         if finish { isFinished = true }
         driver.connection.send(m, on: stream, finish: finish)
         driver.flush()
     }
+
+    static let maxParamBytes = 3072
 
     /// Called by the owner when the stream is gone.
     public func cancelled(_ reason: String) {

@@ -48,7 +48,9 @@ struct IdentityOptions: ParsableArguments {
 
 /// Connects with the stored identity and runs `body` once the channel is up.
 func connect(_ identity: ClientIdentity, loop: EventLoop, timeout: Duration) throws -> ClientSession {
-    let session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers)
+    let session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers,
+                                    rotation: identity.rotation)
+    session.onRotation = { identity.remember($0) }
     var up = false
     session.onEvent = { if case .established = $0 { up = true } }
     session.start()

@@ -23,6 +23,8 @@ final class InteractiveChat {
     private var queued: [String] = []
     private var streamedText = ""
     private var done = false
+    /// stdin reached its end: leave once the replies asked for have come.
+    private var inputEnded = false
     private var signals: [SignalEvent] = []
     /// The file manager's commands (/ls, /get, ...) and its transfers in the background.
     private var files: InteractiveFiles!
@@ -35,12 +37,14 @@ final class InteractiveChat {
     init(identity: ClientIdentity, identityPath: String, loop: EventLoop, timers: ChannelTimers) throws {
         self.loop = loop
         self.identityPath = identityPath
-        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers, timers: timers)
+        session = try ClientSession(loop: loop, credentials: identity.credentials, servers: identity.servers, timers: timers,
+                                    rotation: identity.rotation)
+        session.onRotation = { identity.remember($0) }
         terminal = Terminal(fd: 0, output: 1)
         historyPath = LineHistory.defaultPath()
         editor = LineEditor(history: terminal == nil ? [] : LineHistory.load(path: historyPath))
         session.onEvent = { [unowned self] e in self.event(e) }
-        session.requests.onPush = { [unowned self] m in self.pushed(m) }
+        session.onPush = { [unowned self] m in self.pushed(m) }
         files = InteractiveFiles(session: session, notice: { [unowned self] in self.notice($0) },
                                  progressLine: { [unowned self] in self.drawProgress($0) })
         stdinFlags = fcntl(0, F_GETFL)
@@ -71,6 +75,7 @@ final class InteractiveChat {
 
     /// A line of status (connection, push, command output) above what the user is typing.
     private func notice(_ text: String) {
+        let text = terminal == nil ? text : safeForTerminal(text)
         if current != nil {
             write((streamedText.isEmpty || streamedText.hasSuffix("\n") ? "" : "\n") + text + "\n")
             streamedText = ""
@@ -89,7 +94,13 @@ final class InteractiveChat {
     private func readInput() {
         var buf = [UInt8](repeating: 0, count: 4096)
         let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if n == 0 { quit(); return }
+        if n == 0 {
+            // End of input (a pipe or a file): answer what was asked, then leave.
+            input.watch([])
+            inputEnded = true
+            if current == nil && queued.isEmpty { quit() }
+            return
+        }
         if n < 0 { return }
         if terminal != nil {
             for action in editor.feed(buf[0..<n]) { perform(action) }
@@ -187,7 +198,8 @@ final class InteractiveChat {
             let ended = self.streamedText.isEmpty || self.streamedText.hasSuffix("\n") ? "" : "\n"
             switch outcome {
             case .success(let m):
-                if self.streamedText.isEmpty { self.write(m.text + (m.text.hasSuffix("\n") ? "" : "\n")) } else { self.write(ended) }
+                let text = self.terminal == nil ? m.text : safeForTerminal(m.text)
+                if self.streamedText.isEmpty { self.write(text + (text.hasSuffix("\n") ? "" : "\n")) } else { self.write(ended) }
                 if m.params["truncated"] == "true" { self.write("[the answer was cut at the token limit]\n") }
                 if m.params["stored"] == "false" { self.write("[the daemon could not store this exchange; see its log]\n") }
             case .failure(.reset(let why)) where why == "cancelled":
@@ -196,7 +208,8 @@ final class InteractiveChat {
                 self.write(ended + "[error: \(failure)]\n")
             }
             self.streamedText = ""
-            if !self.queued.isEmpty { self.chat(self.queued.removeFirst()) } else { self.showPrompt() }
+            guard !self.done else { return }
+            if !self.queued.isEmpty { self.chat(self.queued.removeFirst()) } else if self.inputEnded { self.quit() } else { self.showPrompt() }
         }
     }
 
@@ -328,6 +341,10 @@ final class InteractiveChat {
                 return
             }
             let body = Array((args.count > 3 ? args[3...].joined(separator: " ") : "").utf8)
+            guard body.count <= 64 << 10, args[0].utf8.count + args[1].utf8.count + args[2].utf8.count <= 2048 else {
+                notice("[a job's context is limited to 64 KB and its name, schedule and command to 2 KB]")
+                return
+            }
             session.request("cron-add", params: ["name": args[0], "schedule": args[1], "command": args[2]], body: body).onDone = {
                 [unowned self] outcome in
                 switch outcome {

@@ -4,6 +4,7 @@
 import ArgumentParser
 import ClawAssistant
 import ClawChannel
+import ClawConfig
 import ClawCron
 import ClawCrypto
 import ClawDaemon
@@ -16,18 +17,52 @@ struct Clawchatd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clawchatd",
         abstract: "The ClawChat daemon: an encrypted, NAT-friendly UDP channel to your assistant.",
-        subcommands: [Run.self, Secfile.self, Devices.self, BootstrapKeyCommand.self],
+        subcommands: [Run.self, CheckConfig.self, Status.self, Secfile.self, Devices.self, BootstrapKeyCommand.self],
         defaultSubcommand: Run.self)
 }
 
+/// The state directory for every subcommand: `--state-dir`, else the configuration file's
+/// `server.state_dir`, else /var/lib/clawchat (the same for `--security-dir`).
 struct StateOptions: ParsableArguments {
-    @Option(help: "Directory for the server key, the device list and the pid file.")
-    var stateDir: String = "/var/lib/clawchat"
+    @Option(help: ArgumentHelp("Configuration file (default: \(DaemonSettings.defaultConfigFile) if it exists; '' for none).", valueName: "file"))
+    var config: String?
 
-    @Option(help: "Directory for clawchat-current.sec (default: STATE_DIR/security).")
-    var securityDir: String?
+    @Option(name: .customLong("state-dir"),
+            help: ArgumentHelp("Directory for the server key, the device list and the pid file (default: /var/lib/clawchat).", valueName: "state-dir"))
+    var stateDirFlag: String?
 
-    var securityDirectory: String { securityDir ?? "\(stateDir)/security" }
+    @Option(name: .customLong("security-dir"),
+            help: ArgumentHelp("Directory for clawchat-current.sec (default: STATE_DIR/security).", valueName: "security-dir"))
+    var securityDirFlag: String?
+
+    /// The configuration file to read and whether it must exist: `--config`, else the default
+    /// if it exists; nil for none (`--config ''`).
+    var configFile: (path: String, required: Bool)? {
+        if let config { return config.isEmpty ? nil : (config, true) }
+        return access(DaemonSettings.defaultConfigFile, F_OK) == 0 ? (DaemonSettings.defaultConfigFile, false) : nil
+    }
+
+    /// The settings in force with these flags over the file.
+    func load(flags: [String: TOMLValue] = [:]) -> ConfigReport {
+        var all = flags
+        if let stateDirFlag { all["server.state_dir"] = .string(stateDirFlag) }
+        if let securityDirFlag { all["server.security_dir"] = .string(securityDirFlag) }
+        let file = configFile
+        return ConfigLoader.load(configFile: file?.path, required: file?.required ?? false, flags: all)
+    }
+
+    private var directories: DaemonSettings {
+        if let stateDirFlag, securityDirFlag != nil || configFile == nil {
+            var s = DaemonSettings()
+            s.stateDir = stateDirFlag
+            s.securityDir = securityDirFlag
+            return s
+        }
+        return load().settings
+    }
+
+    var stateDir: String { directories.stateDir }
+    var securityDirectory: String { directories.securityDirectory }
 }
 
 /// The bootstrap key from `--bootstrap-key-file` or CLAWCHAT_BOOTSTRAP_KEY.
@@ -64,12 +99,70 @@ extension String {
 }
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the daemon in the foreground (the default).")
+    static let configuration = CommandConfiguration(abstract: "Run the daemon in the foreground (the default).",
+        discussion: "Settings come from the flags, else the configuration file, else the defaults; secrets from the environment, else the environment file. `clawchatd check-config` shows them.")
 
     @OptionGroup var state: StateOptions
+    @OptionGroup var options: RunOptions
 
-    @Option(help: "Address and UDP port to listen on.")
-    var listen: String = "0.0.0.0:47400"
+    func run() throws {
+        ignoreSIGPIPE()
+        let report = state.load(flags: options.flags)
+        guard report.isValid else { throw CLIError(ConfigProblems(report.problems).description) }
+        let s = report.settings
+        // The environment file's secrets, before anything reads a key (a non-empty variable
+        // already in the environment wins).
+        for v in report.variablesToExport { setenv(v.name, v.value, 1) }
+        let log = Logger("clawchatd", minimum: s.level)
+        if let file = report.configFile { log.info("configuration from \(file)") }
+        for w in report.warnings { log.warning(w.description) }
+        var timers = ChannelTimers()
+        timers.rekeyInterval = .seconds(s.rekeyInterval)
+        timers.sessionTimeout = .seconds(s.sessionTimeout)
+        var config = DaemonConfig(
+            stateDirectory: s.stateDir, securityDirectory: s.securityDirectory, listen: s.listenAddress,
+            publicAddresses: s.publicSocketAddresses, stunServers: s.stunSocketAddresses,
+            bootstrapKey: try loadBootstrapKey(file: s.bootstrapKeyFile), cipher: s.aeadCipher, timers: timers)
+        if let ports = s.rotationPorts {
+            config.rotation = RotationSettings(range: ports, period: Int64(s.rotationPeriod), grace: Int64(s.rotationGrace))
+        }
+        try serve(config, settings: s)
+    }
+
+    private func serve(_ config: DaemonConfig, settings s: DaemonSettings) throws {
+        let loop = try EventLoop()
+        let assistant = s.assistantConfig
+        let cronConfig = try s.cronConfig()
+        let sandbox: Sandbox
+        do { sandbox = try Sandbox(root: s.filesDirectory, readOnly: s.filesReadOnly) } catch {
+            throw CLIError("the shared folder \(s.filesDirectory): \(error.reason)")
+        }
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: s.level))
+            let a = try Assistant(loop: loop, config: assistant, log: Logger("clawchatd", minimum: s.level))
+            daemon.attach(a)
+            let c = try CronService(loop: loop, config: cronConfig, assistant: a, log: Logger("clawchatd", minimum: s.level))
+            daemon.attach(c)
+            c.start()
+        } catch {
+            throw CLIError(error.description)
+        }
+        daemon.attach(FileService(loop: loop, sandbox: sandbox, log: Logger("clawchatd", minimum: s.level)))
+        try daemon.installSignalHandlers()
+        do { try daemon.start() } catch { throw CLIError(error.description) }
+        loop.runUntilStopped()
+    }
+}
+
+/// Every setting of `run` as a flag. Each is optional: a flag that is not given leaves the
+/// configuration file's value, or the default, in force.
+struct RunOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Environment file with the secrets, KEY=VALUE lines, mode 0600 or 0640 (default: /etc/clawchat/clawchatd.env if it exists; '' for none).", valueName: "file"))
+    var envFile: String?
+
+    @Option(help: "Address and UDP port to listen on (default: 0.0.0.0:47400).")
+    var listen: String?
 
     @Option(name: .customLong("public-address"), help: "Address written into security files (repeatable). Default: STUN, else the listen address.")
     var publicAddresses: [String] = []
@@ -80,86 +173,20 @@ struct Run: ParsableCommand {
     @Option(help: "File holding the bootstrap key (default: $CLAWCHAT_BOOTSTRAP_KEY).")
     var bootstrapKeyFile: String?
 
-    @Option(help: "Seconds between rekeys (a fresh handshake with new ephemeral keys).")
-    var rekeyInterval: Int = 3600
+    @Option(help: "Seconds between rekeys, a fresh handshake with new ephemeral keys (default: 3600).")
+    var rekeyInterval: Int?
 
-    @Option(help: "Seconds without a valid packet after which a session is dropped.")
-    var sessionTimeout: Int = 180
+    @Option(help: "Seconds without a valid packet after which a session is dropped (default: 180).")
+    var sessionTimeout: Int?
 
-    @Option(help: "auto, aes256gcm or chacha20poly1305.")
-    var cipher: String = "auto"
+    @Option(help: "auto, aes256gcm or chacha20poly1305 (default: auto).")
+    var cipher: String?
 
-    @Option(help: "debug, info, notice, warning or error.")
-    var logLevel: String = "info"
+    @Option(help: "debug, info, notice, warning or error (default: info).")
+    var logLevel: String?
 
-    @OptionGroup var assistant: AssistantOptions
-    @OptionGroup var cronOptions: CronOptions
-
-    @Option(help: "The folder the file manager shares (created 0700 if missing; default: STATE_DIR/files).")
-    var filesRoot: String?
-
-    @Flag(help: "Share the folder read-only: every change is refused.")
-    var filesReadOnly = false
-
-    func run() throws {
-        ignoreSIGPIPE()
-        let listenAddress = try parseAddress(listen)
-        var timers = ChannelTimers()
-        guard rekeyInterval >= 10, sessionTimeout >= 10 else { throw ValidationError("intervals must be at least 10 s") }
-        timers.rekeyInterval = .seconds(rekeyInterval)
-        timers.sessionTimeout = .seconds(sessionTimeout)
-        let suite: AEADCipher
-        switch cipher {
-        case "auto": suite = .preferred
-        case "aes256gcm":
-            guard AEADCipher.aes256gcm.isAvailable else { throw CLIError("this CPU has no AES-NI; use chacha20poly1305") }
-            suite = .aes256gcm
-        case "chacha20poly1305": suite = .chacha20poly1305
-        default: throw ValidationError("--cipher must be auto, aes256gcm or chacha20poly1305")
-        }
-        let levels: [String: LogLevel] = ["debug": .debug, "info": .info, "notice": .notice, "warning": .warning, "error": .error]
-        guard let level = levels[logLevel] else { throw ValidationError("unknown --log-level \(logLevel)") }
-        let config = DaemonConfig(
-            stateDirectory: state.stateDir, securityDirectory: state.securityDirectory, listen: listenAddress,
-            publicAddresses: try publicAddresses.map { try parseAddress($0, defaultPort: 0) },
-            stunServers: try stunServers.map { try parseAddress($0, defaultPort: 3478) },
-            bootstrapKey: try loadBootstrapKey(file: bootstrapKeyFile), cipher: suite, timers: timers)
-        if config.publicAddresses.contains(where: \.isUnspecified) {
-            throw ValidationError("--public-address must be an address clients can reach, not 0.0.0.0 or ::")
-        }
-        try serve(config, assistant: try assistant.config(stateDirectory: state.stateDir), level: level)
-    }
-
-    private func serve(_ config: DaemonConfig, assistant: AssistantConfig, level: LogLevel) throws {
-        let loop = try EventLoop()
-        let cronConfig = try cronOptions.config(stateDirectory: state.stateDir, contextDirectory: assistant.contextDirectory)
-        let root = filesRoot ?? "\(state.stateDir)/files"
-        let sandbox: Sandbox
-        do { sandbox = try Sandbox(root: root, readOnly: filesReadOnly) } catch {
-            throw CLIError("the shared folder \(root): \(error.reason)")
-        }
-        let daemon: Daemon
-        do {
-            daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: level))
-            let a = try Assistant(loop: loop, config: assistant, log: Logger("clawchatd", minimum: level))
-            daemon.attach(a)
-            let c = try CronService(loop: loop, config: cronConfig, assistant: a, log: Logger("clawchatd", minimum: level))
-            daemon.attach(c)
-            c.start()
-        } catch {
-            throw CLIError(error.description)
-        }
-        daemon.attach(FileService(loop: loop, sandbox: sandbox, log: Logger("clawchatd", minimum: level)))
-        try daemon.installSignalHandlers()
-        do { try daemon.start() } catch { throw CLIError(error.description) }
-        loop.runUntilStopped()
-    }
-}
-
-/// Which LLM answers chat, and how the conversation is kept.
-struct AssistantOptions: ParsableArguments {
-    @Option(help: "LLM provider: openai, deepseek, anthropic, openai-compatible, echo (tests) or none.")
-    var provider: String = "none"
+    @Option(help: "LLM provider: openai, deepseek, anthropic, openai-compatible, echo (tests) or none (default).")
+    var provider: String?
 
     @Option(help: "Model name (default: the provider's usual inexpensive model).")
     var model: String?
@@ -170,38 +197,90 @@ struct AssistantOptions: ParsableArguments {
     @Option(help: "Environment variable holding the API key (default: OPENAI_API_KEY, DEEPSEEK_API_KEY or ANTHROPIC_API_KEY; empty for none).")
     var apiKeyEnv: String?
 
-    @Option(help: "Most tokens in one answer.")
-    var maxTokens: Int = 4096
+    @Option(help: "Most tokens in one answer (default: 4096).")
+    var maxTokens: Int?
 
     @Option(help: "Context directory: SOUL.md, AGENTS.md, USER.md, MEMORY.md, memory/ (default: STATE_DIR/context).")
     var contextDir: String?
 
-    @Option(help: "Tokens of history sent with each message (an estimate: 4 bytes a token).")
-    var historyBudget: Int = 8000
+    @Option(help: "Tokens of history sent with each message, an estimate at 4 bytes a token (default: 8000).")
+    var historyBudget: Int?
 
-    @Option(help: "Bytes of context files in the system prompt; the lowest priority is cut first.")
-    var contextBudget: Int = ContextAssembler.defaultBudgetBytes
+    @Option(help: "Bytes of context files in the system prompt; the lowest priority is cut first (default: \(ContextAssembler.defaultBudgetBytes)).")
+    var contextBudget: Int?
 
-    @Option(help: "Seconds to wait for the provider's next real event (SSE comments do not count).")
-    var llmIdleTimeout: Double = 90
+    @Option(help: "Seconds to wait for the provider's next real event; SSE comments do not count (default: 90).")
+    var llmIdleTimeout: Double?
 
-    @Option(help: "Seconds one chat may take in all, retries included.")
-    var llmTimeout: Double = 600
+    @Option(help: "Seconds one chat may take in all, retries included (default: 600).")
+    var llmTimeout: Double?
 
-    @Option(help: "Retries of a failed LLM request (408, 409, 429, 5xx, connection errors).")
-    var llmMaxRetries: Int = 2
+    @Option(help: "Retries of a failed LLM request: 408, 409, 429, 5xx, connection errors (default: 2).")
+    var llmMaxRetries: Int?
 
-    func config(stateDirectory: String) throws -> AssistantConfig {
-        guard let kind = ProviderKind(rawValue: provider) else {
-            throw ValidationError("--provider must be one of \(ProviderKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard historyBudget >= 100, contextBudget >= 1000 else { throw ValidationError("budgets: at least 100 tokens of history and 1000 bytes of context") }
-        guard llmIdleTimeout > 0, llmTimeout > 0, (0...10).contains(llmMaxRetries) else {
-            throw ValidationError("LLM timeouts must be positive and retries between 0 and 10")
-        }
-        var c = AssistantConfig(provider: ProviderConfig(kind: kind, model: model, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokens: maxTokens),
-                                contextDirectory: contextDir ?? "\(stateDirectory)/context",
-                                journalPath: "\(stateDirectory)/conversation.jsonl")
+    @Option(help: "Time zone for CRON.md schedules, e.g. Europe/Paris (default: $TZ, else /etc/localtime, else UTC).")
+    var timeZone: String?
+
+    @Option(help: "Runs missed while the daemon was down: once (run each such job once at start; the default) or skip.")
+    var cronCatchUp: String?
+
+    @Option(help: "The folder the file manager shares (created 0700 if missing; default: STATE_DIR/files).")
+    var filesRoot: String?
+
+    @Flag(inversion: .prefixedNo, help: "Share the folder read-only: every change is refused (default: no).")
+    var filesReadOnly: Bool?
+
+    @Option(help: "Port rotation: move the listening port every period within LOW-HIGH, e.g. 40000-40999 (default: off).")
+    var portRotation: String?
+
+    @Option(help: "Seconds between port rotations (default: 3600).")
+    var rotationPeriod: Int?
+
+    @Option(help: "Seconds the previous port stays open after a rotation (default: 900).")
+    var rotationGrace: Int?
+
+    /// The flags that were given, by configuration key.
+    var flags: [String: TOMLValue] {
+        var f: [String: TOMLValue] = [:]
+        func put(_ key: String, _ v: String?) { if let v { f[key] = .string(v) } }
+        func put(_ key: String, _ v: Int?) { if let v { f[key] = .integer(v) } }
+        func put(_ key: String, _ v: Double?) { if let v { f[key] = .float(v) } }
+        put("env_file", envFile)
+        put("server.listen", listen)
+        if !publicAddresses.isEmpty { f["server.public_addresses"] = .stringArray(publicAddresses) }
+        if !stunServers.isEmpty { f["server.stun_servers"] = .stringArray(stunServers) }
+        put("server.bootstrap_key_file", bootstrapKeyFile)
+        put("server.rekey_interval", rekeyInterval)
+        put("server.session_timeout", sessionTimeout)
+        put("server.cipher", cipher)
+        put("server.log_level", logLevel)
+        put("assistant.provider", provider)
+        put("assistant.model", model)
+        put("assistant.base_url", baseURL)
+        put("assistant.api_key_env", apiKeyEnv)
+        put("assistant.max_tokens", maxTokens)
+        put("assistant.context_dir", contextDir)
+        put("assistant.history_budget", historyBudget)
+        put("assistant.context_budget", contextBudget)
+        put("assistant.llm_idle_timeout", llmIdleTimeout)
+        put("assistant.llm_timeout", llmTimeout)
+        put("assistant.llm_max_retries", llmMaxRetries)
+        put("cron.time_zone", timeZone)
+        put("cron.catch_up", cronCatchUp)
+        put("files.root", filesRoot)
+        if let filesReadOnly { f["files.read_only"] = .boolean(filesReadOnly) }
+        put("rotation.ports", portRotation)
+        put("rotation.period", rotationPeriod)
+        put("rotation.grace", rotationGrace)
+        return f
+    }
+}
+
+extension DaemonSettings {
+    /// The assistant's configuration (the settings are valid).
+    var assistantConfig: AssistantConfig {
+        var c = AssistantConfig(provider: ProviderConfig(kind: provider, model: model, baseURL: baseURL, apiKeyEnv: apiKeyEnv, maxTokens: maxTokens),
+                                contextDirectory: contextDirectory, journalPath: "\(stateDir)/conversation.jsonl")
         c.historyBudgetTokens = historyBudget
         c.contextBudgetBytes = contextBudget
         c.timeouts.idle = .milliseconds(Int64(llmIdleTimeout * 1000))
@@ -209,21 +288,12 @@ struct AssistantOptions: ParsableArguments {
         c.maxRetries = llmMaxRetries
         return c
     }
-}
 
-/// The scheduler's time zone and catch-up rule.
-struct CronOptions: ParsableArguments {
-    @Option(help: "Time zone for CRON.md schedules, e.g. Europe/Paris (default: $TZ, else /etc/localtime, else UTC).")
-    var timeZone: String?
-
-    @Option(help: "Runs missed while the daemon was down: once (run each such job once at start) or skip.")
-    var cronCatchUp: String = "once"
-
-    func config(stateDirectory: String, contextDirectory: String) throws -> CronConfig {
-        guard let policy = CatchUpPolicy(rawValue: cronCatchUp) else { throw ValidationError("--cron-catch-up must be once or skip") }
-        var c = CronConfig(cronPath: "\(contextDirectory)/CRON.md", statePath: "\(stateDirectory)/cron-state.json",
-                           logDirectory: "\(stateDirectory)/logs/cron", zone: try zone())
-        c.policy = policy
+    /// The scheduler's configuration, with the time zone loaded.
+    func cronConfig() throws -> CronConfig {
+        var c = CronConfig(cronPath: "\(contextDirectory)/CRON.md", statePath: "\(stateDir)/cron-state.json",
+                           logDirectory: "\(stateDir)/logs/cron", zone: try zone())
+        c.policy = catchUp
         return c
     }
 

@@ -98,7 +98,7 @@ final class CronFixture {
         let m = try mock()
         let f = try CronFixture(baseURL: m.base("ok,id=cron-push"), cronText: Self.jobs)
         var pushes: [Message] = []
-        f.a.session.requests.onPush = { pushes.append($0) }
+        f.a.session.onPush = { pushes.append($0) }
         // As the interactive client does on connecting: ask for missed results (none yet), which
         // opens the message connection that pushes travel on.
         guard case .success(let empty)? = f.request(f.a.session, "cron-results", params: ["after": "0"]) else {

@@ -123,10 +123,10 @@ func sha256(of path: String) -> String? {
         let want = try #require(sha256(of: src))
         let before = memoryKiB()
         let t0 = f.loop.clock.now
-        let up = try #require(f.upload(src, "big", timeout: .seconds(600)))
+        let up = try #require(f.upload(src, "big", timeout: .seconds(1500)))
         let t1 = f.loop.clock.now
         #expect((try? up.get())?.sha256 == want, "\(up)")
-        let down = try #require(f.download("big", "\(f.local)/big-back", timeout: .seconds(600)))
+        let down = try #require(f.download("big", "\(f.local)/big-back", timeout: .seconds(1500)))
         let t2 = f.loop.clock.now
         #expect((try? down.get())?.sha256 == want, "\(down)")
         #expect(sha256(of: "\(f.local)/big-back") == want)

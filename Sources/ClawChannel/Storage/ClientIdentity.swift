@@ -11,6 +11,10 @@ public struct ClientIdentity {
     public var psk: SecureBytes
     public var cipher: AEADCipher
     public var servers: [SocketAddress]
+    /// The server's port rotation, once it told us (in band, after pairing).
+    public var rotation: PortRotation?
+    /// Where it was loaded from (not stored in the file).
+    public var path: String?
 
     public init(deviceID: UInt64, deviceName: String, staticKey: X25519KeyPair, serverPublicKey: [UInt8],
                 psk: SecureBytes, cipher: AEADCipher, servers: [SocketAddress]) {
@@ -21,6 +25,14 @@ public struct ClientIdentity {
         self.psk = psk
         self.cipher = cipher
         self.servers = servers
+    }
+
+    /// Saves the rotation settings the server announced, if they are new.
+    public func remember(_ rotation: PortRotation) {
+        guard rotation != self.rotation, let path else { return }
+        var updated = self
+        updated.rotation = rotation
+        try? updated.save(to: path)
     }
 
     public var credentials: ClientCredentials {
@@ -40,6 +52,11 @@ public struct ClientIdentity {
         t += "psk = \(Base64.encode(psk.copyToArray()))\n"
         t += "cipher = \(cipher == .aes256gcm ? "aes256gcm" : "chacha20poly1305")\n"
         for s in servers { t += "server = \(s)\n" }
+        if let r = rotation {
+            t += "rotation-secret = \(Base64.encode(r.secret))\n"
+            t += "rotation-range = \(r.range.lowerBound)-\(r.range.upperBound)\n"
+            t += "rotation-period = \(r.period)\nrotation-grace = \(r.grace)\n"
+        }
         do {
             try AtomicFile.ensureDirectory(AtomicFile.directory(of: path), mode: 0o700)
             try AtomicFile.write(Array(t.utf8), to: path, mode: 0o600)
@@ -79,9 +96,22 @@ public struct ClientIdentity {
             servers.append(a)
         }
         guard !servers.isEmpty else { throw .missing("server") }
-        return ClientIdentity(deviceID: idBytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) },
+        var rotation: PortRotation?
+        if let secret = kv.value("rotation-secret") {
+            let range = (kv.value("rotation-range") ?? "").split(separator: "-").compactMap { UInt16($0) }
+            guard let key = Base64.decode(secret), range.count == 2, range[0] <= range[1],
+                  let period = Int64(kv.value("rotation-period") ?? ""), let grace = Int64(kv.value("rotation-grace") ?? ""),
+                  let r = try? PortRotation(secret: key, range: range[0]...range[1], period: period, grace: grace) else {
+                throw .invalid(key: "rotation-secret", line: kv.line("rotation-secret"), "the port rotation settings are damaged")
+            }
+            rotation = r
+        }
+        var identity = ClientIdentity(deviceID: idBytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) },
                               deviceName: kv.value("device-name") ?? "", staticKey: pair,
                               serverPublicKey: try key32("server-public-key"), psk: SecureBytes(copying: try key32("psk")),
                               cipher: cipher, servers: servers)
+        identity.rotation = rotation
+        identity.path = path
+        return identity
     }
 }

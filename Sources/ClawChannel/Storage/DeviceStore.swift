@@ -56,3 +56,21 @@ public enum ServerKeyStore {
         return pair
     }
 }
+
+/// The port-rotation secret (PortRotation): a 0600 file holding 32 random bytes in Base64.
+public enum RotationKeyStore {
+    public static func loadOrCreate(_ path: String) throws(StoreError) -> [UInt8] {
+        let bytes: [UInt8]?
+        do { bytes = try AtomicFile.read(path) } catch { throw .io(error) }
+        if let bytes {
+            guard let key = Base64.decode(String(decoding: bytes, as: UTF8.self)),
+                  key.count == PortRotation.secretLength else {
+                throw .invalid(key: "rotation key", line: 1, "is not 32 bytes in Base64")
+            }
+            return key
+        }
+        let key = Random.bytes(count: PortRotation.secretLength)
+        do { try AtomicFile.write(Array((Base64.encode(key) + "\n").utf8), to: path, mode: 0o600) } catch { throw .io(error) }
+        return key
+    }
+}
