@@ -62,6 +62,12 @@ check "cron run, then cron results shows the result once" bash -c "
   '$bin/clawchat' cron run 'Daily Summary' >/dev/null &&
   for i in \$(seq 50); do '$bin/clawchat' cron results > '$work/results' && grep -q 'Daily Summary' '$work/results' && break; sleep 0.1; done &&
   grep -q 'echo: Scheduled task' '$work/results' && '$bin/clawchat' cron results | grep -q 'no new cron results'"
+check "clawchatd status shows the session" bash -c "'$bin/clawchatd' status --state-dir '$state' | grep -q ' laptop '"
+check "clawchatd status --json" python3 -c '
+import json, subprocess, sys
+d = json.loads(subprocess.run([sys.argv[1] + "/clawchatd", "status", "--state-dir", sys.argv[2], "--json"], capture_output=True, check=True).stdout)
+assert any(x.get("name") == "laptop" for x in d["sessions"]), d["sessions"]' "$bin" "$state"
+check "the control socket is 0600" bash -c "[ \"\$(stat -c %a '$state/control.sock')\" = 600 ]"
 check "devices list shows the device" bash -c "'$bin/clawchatd' devices list --state-dir '$state' | grep -q ' laptop '"
 check "the spent file cannot pair a second device" \
   bash -c "! CLAWCHAT_CONFIG_DIR='$work/other' '$bin/clawchat' pair '$work/first.sec' --bootstrap-key-file '$work/bk' 2>/dev/null"
