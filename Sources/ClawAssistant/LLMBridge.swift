@@ -31,7 +31,7 @@ public final class LLMBridge {
     public let loop: EventLoop
     public let multi: CurlMulti
     public private(set) var config: ProviderConfig
-    let key: APIKey?
+    private(set) var key: APIKey?
     public var retry = RetryPolicy()
     public var timeouts = LLMTimeouts()
     public var counters = LLMCounters()
@@ -58,6 +58,12 @@ public final class LLMBridge {
     }
 
     public var activeCalls: Int { active.count }
+
+    /// New provider settings (SIGHUP): later attempts use them; calls in progress keep going.
+    public func reconfigure(_ config: ProviderConfig, key: APIKey?) {
+        self.config = config
+        self.key = key
+    }
 
     /// Starts a completion. `onDelta` receives each piece of the answer as it arrives; `onDone`
     /// runs exactly once, never inside this call, with the whole answer or the reason there is

@@ -30,7 +30,7 @@ public struct AssistantConfig {
 /// exchange in the journal and one entry in today's daily log. Each request has its own
 /// ``LLMCall``, so concurrent chats (and later cron jobs) never share an answer.
 public final class Assistant {
-    public let config: AssistantConfig
+    public private(set) var config: AssistantConfig
     public let bridge: LLMBridge
     public let journal: ConversationJournal
     public let context: ContextDirectory
@@ -107,6 +107,37 @@ public final class Assistant {
     @discardableResult
     public func task(_ prompt: String, onDone: @escaping (Result<Completion, LLMError>) -> Void) -> LLMCall {
         bridge.complete(system: assembled.prompt, turns: [ChatTurn(.user, prompt)], onDelta: { _ in }, onDone: onDone)
+    }
+
+    /// Applies changed settings (SIGHUP): provider, model, key, budgets, timeouts and retries
+    /// take effect for the next request. The context directory and the journal need a restart.
+    /// Returns what changed, or throws when the new provider settings cannot work (the old ones
+    /// stay).
+    public func reconfigure(_ new: AssistantConfig, environment: (String) -> String? = Assistant.processEnvironment) throws(DaemonError) -> [String] {
+        let problems = new.provider.problems()
+        guard problems.isEmpty else { throw .configuration(problems.joined(separator: "; ")) }
+        let key: APIKey?
+        do { key = try LLMBridge.key(for: new.provider, environment: environment) } catch { throw .configuration(error.description) }
+        var changed: [String] = []
+        let p = config.provider, q = new.provider
+        if p.kind != q.kind || p.model != q.model || p.baseURL != q.baseURL || p.apiKeyEnv != q.apiKeyEnv || p.maxTokens != q.maxTokens {
+            changed.append("provider \(q.kind.rawValue)" + (q.model.isEmpty ? "" : " model \(q.model)"))
+        }
+        if config.historyBudgetTokens != new.historyBudgetTokens || config.contextBudgetBytes != new.contextBudgetBytes { changed.append("budgets") }
+        if config.maxRetries != new.maxRetries || config.timeouts.idle != new.timeouts.idle || config.timeouts.overall != new.timeouts.overall {
+            changed.append("retries and timeouts")
+        }
+        if config.contextDirectory != new.contextDirectory || config.journalPath != new.journalPath {
+            changed.append("(the context directory and the journal change only with a restart)")
+        }
+        var kept = new
+        kept.contextDirectory = config.contextDirectory
+        kept.journalPath = config.journalPath
+        config = kept
+        bridge.reconfigure(new.provider, key: key)
+        bridge.timeouts = new.timeouts
+        bridge.retry.maxRetries = new.maxRetries
+        return changed
     }
 
     /// Stops every call in progress (daemon shutdown).

@@ -214,10 +214,14 @@ public final class Daemon {
         ]
     }
 
+    /// Called first on SIGHUP, to re-read the configuration file (clawchatd sets it); returns
+    /// what it changed, for the log.
+    public var onReload: () -> [String] = { [] }
+
     /// SIGHUP: re-reads what the owner edits by hand, keeping every session and connection.
     public func reload() {
+        var parts = onReload()
         reloadDevices()
-        var parts: [String] = []
         if let a = assistant { parts.append("context (\(a.reloadContext().prompt.utf8.count) bytes)") }
         if let c = cron {
             c.reload(reason: "SIGHUP")

@@ -137,21 +137,50 @@ struct Run: ParsableCommand {
         do { sandbox = try Sandbox(root: s.filesDirectory, readOnly: s.filesReadOnly) } catch {
             throw CLIError("the shared folder \(s.filesDirectory): \(error.reason)")
         }
+        // One logger for every part, so a SIGHUP can change the level of all of them.
+        let log = Logger("clawchatd", minimum: s.level)
         let daemon: Daemon
+        let cron: CronService
         do {
-            daemon = try Daemon(loop: loop, config: config, log: Logger("clawchatd", minimum: s.level))
-            let a = try Assistant(loop: loop, config: assistant, log: Logger("clawchatd", minimum: s.level))
+            daemon = try Daemon(loop: loop, config: config, log: log)
+            let a = try Assistant(loop: loop, config: assistant, log: log)
             daemon.attach(a)
-            let c = try CronService(loop: loop, config: cronConfig, assistant: a, log: Logger("clawchatd", minimum: s.level))
-            daemon.attach(c)
-            c.start()
+            cron = try CronService(loop: loop, config: cronConfig, assistant: a, log: log)
+            daemon.attach(cron)
         } catch {
             throw CLIError(error.description)
         }
-        daemon.attach(FileService(loop: loop, sandbox: sandbox, log: Logger("clawchatd", minimum: s.level)))
+        daemon.attach(FileService(loop: loop, sandbox: sandbox, log: log))
+        daemon.onReload = { [state, options] in Self.reloadSettings(state: state, options: options, old: s, daemon: daemon, log: log) }
         try daemon.installSignalHandlers()
         do { try daemon.start() } catch { throw CLIError(error.description) }
+        cron.start()   // after start(): a second daemon on the same state must fail before touching cron's files
         loop.runUntilStopped()
+    }
+
+    /// SIGHUP: the configuration file again. Problems keep the old settings; otherwise the log
+    /// level and the assistant's settings change at once, and what needs a restart is named.
+    static func reloadSettings(state: StateOptions, options: RunOptions, old: DaemonSettings, daemon: Daemon, log: Logger) -> [String] {
+        let report = state.load(flags: options.flags)
+        guard report.isValid else {
+            for p in report.problems { log.error("SIGHUP: \(p)") }
+            return ["the configuration NOT (\(report.problems.count) problem(s); the running settings stay)"]
+        }
+        let s = report.settings
+        for v in report.variablesToExport { setenv(v.name, v.value, 1) }
+        var parts = ["the configuration" + (report.configFile.map { " (\($0))" } ?? "")]
+        if s.level != log.minimum { log.minimum = s.level; parts.append("log level") }
+        if let a = daemon.assistant {
+            do { parts += try a.reconfigure(s.assistantConfig) } catch {
+                log.error("SIGHUP: the assistant keeps its settings: \(error)")
+            }
+        }
+        let restart = SettingKey.all.map(\.path).filter { path in
+            !path.hasPrefix("assistant.") && path != "server.log_level" && path != "env_file"
+                && s.value(of: path) != old.value(of: path)
+        }
+        if !restart.isEmpty { log.warning("SIGHUP: \(restart.joined(separator: ", ")) changed; they take effect after a restart") }
+        return parts
     }
 }
 

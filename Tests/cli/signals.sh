@@ -36,8 +36,9 @@ port="$(head -1 "$work/mock.port")"
 state="$work/state"; share="$work/share"
 mkdir -p "$share"
 export CLAWCHAT_CONFIG_DIR="$work/laptop"
+printf '[assistant]\nmax_tokens = 1000\n' > "$work/clawchatd.toml"
 start_daemon() {
-  "$bin/clawchatd" run --state-dir "$state" --listen 127.0.0.1:47622 --bootstrap-key-file "$work/bk" \
+  "$bin/clawchatd" run --config "$work/clawchatd.toml" --state-dir "$state" --listen 127.0.0.1:47622 --bootstrap-key-file "$work/bk" \
     --provider openai-compatible --model mock --api-key-env '' --files-root "$share" \
     --base-url "http://127.0.0.1:$port/s/ok,slow_match=slowly,slow_delay_ms=400,pieces=20/v1" 2>> "$work/daemon.log" &
   daemon_pid=$!
@@ -70,6 +71,7 @@ cat >> "$state/context/CRON.md" <<'EOF'
 **Command**: Say hello
 EOF
 echo "The owner's name is Grace Hopper." > "$state/context/USER.md"
+printf '[assistant]\nmax_tokens = 1234\n' > "$work/clawchatd.toml"
 kill -HUP "$daemon_pid"
 check "SIGHUP reloads context and CRON.md and keeps the connection" wait_for 5 grep -q "SIGHUP: reloaded .*CRON.md (5 job(s)); 1 connection(s) kept" "$work/daemon.log"
 check "the new job is scheduled" bash -c "CLAWCHAT_CONFIG_DIR='$work/other' '$bin/clawchat' cron list | grep -E '^Added By Hand ' | grep -q '15 4 \* \* \*'"
@@ -82,6 +84,11 @@ import json, sys
 reqs = [json.loads(l) for l in open(sys.argv[1])]
 last = [r for r in reqs if r["event"] == "request"][-1]
 assert "Grace Hopper" in last["body"]["messages"][0]["content"], last["body"]["messages"][0]' "$work/mock.jsonl"
+check "and the changed configuration file (max_tokens 1000 -> 1234)" python3 -c '
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+bodies = [r["body"] for r in reqs if r["event"] == "request"]
+assert bodies[0]["max_tokens"] == 1000 and bodies[-1]["max_tokens"] == 1234, [b["max_tokens"] for b in bodies]' "$work/mock.jsonl"
 exec 7>&-
 kill -TERM "$chat_pid" 2>/dev/null; wait "$chat_pid" 2>/dev/null; chat_pid=""
 
