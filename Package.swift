@@ -58,7 +58,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [
-            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport", "ClawRelay",
+            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport", "ClawRelay", "ClawFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
         .executableTarget(name: "clawchat-relay", dependencies: [

@@ -9,14 +9,28 @@ final class ChildProcess {
     let pid: pid_t
     let name: String
     private var reaped = false
+    private var exitCode: Int32?
 
     /// Starts `/proc/self/exe` with `arguments`; `name` says what it is in error messages.
-    init(_ name: String, arguments: [String]) throws(BenchError) {
-        let executable = "/proc/self/exe"
-        let argv: [UnsafeMutablePointer<CChar>?] = (["clawchat-bench"] + arguments).map { strdup($0) } + [nil]
+    convenience init(_ name: String, arguments: [String]) throws(BenchError) {
+        try self.init(name, executable: "/proc/self/exe", argv0: "clawchat-bench", arguments: arguments, output: nil)
+    }
+
+    /// Starts another program (sshd, scp, ssh-keygen), with standard input from /dev/null and,
+    /// when `output` is given, standard output and error appended to that file.
+    init(_ name: String, executable: String, argv0: String? = nil, arguments: [String], output: String?) throws(BenchError) {
+        let argv: [UnsafeMutablePointer<CChar>?] = ([argv0 ?? executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, nil, nil, argv, environ)
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard rc == 0 else { throw BenchError("cannot start the \(name): posix_spawn: \(String(cString: strerror(rc)))") }
         self.pid = pid
         self.name = name
@@ -69,6 +83,29 @@ final class ChildProcess {
     /// The child's peak resident memory in KiB, since it started or since `PeakMemory.reset`.
     var peakKiB: Int? { PeakMemory.kiB(of: "\(pid)") }
 
+    /// The child's wait status if it has exited (it is then reaped), nil while it runs.
+    func exitStatus() -> Int32? {
+        guard !reaped else { return exitCode }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        reaped = true
+        exitCode = status
+        return status
+    }
+
+    /// Waits up to `timeout` for the child to exit by itself; its wait status, or nil (it is
+    /// then ended) if it was still running.
+    func wait(timeout: Duration) -> Int32? {
+        let clock = MonotonicClock()
+        let end = clock.now + timeout
+        while clock.now < end {
+            if let status = exitStatus() { return status }
+            usleep(2_000)
+        }
+        terminate()
+        return nil
+    }
+
     /// SIGTERM, up to two seconds for the child to exit, then SIGKILL. Idempotent.
     func terminate() {
         guard !reaped else { return }
@@ -84,12 +121,12 @@ final class ChildProcess {
     }
 }
 
-/// A private directory under /tmp (mode 0700 from `mkdtemp`), removed with its contents on deinit.
+/// A private directory under `base` (mode 0700 from `mkdtemp`), removed with its contents on deinit.
 final class TempDirectory {
     let path: String
 
-    init(prefix: String) throws(BenchError) {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    init(prefix: String, base: String = "/tmp") throws(BenchError) {
+        var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard let made else { throw BenchError("cannot create a temporary directory: \(String(cString: strerror(errno)))") }
         path = String(cString: made)

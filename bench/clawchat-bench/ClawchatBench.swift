@@ -98,6 +98,9 @@ struct TransferOptions: ParsableArguments {
     @Option(help: "Seconds after which a transfer is abandoned and reported as timed out.")
     var timeout = 120.0
 
+    @Flag(inversion: .prefixedNo, help: "Also measure scp to a private sshd on 127.0.0.1 with the same file (needs openssh-server).")
+    var scp = true
+
     func validate() throws {
         for (name, value) in [("--megabytes", megabytes), ("--delayed-megabytes", delayedMegabytes)]
         where value < 1 || UInt64(value) * 1_000_000 > DiagnosticHandlers.maxSource {
@@ -109,7 +112,8 @@ struct TransferOptions: ParsableArguments {
 
     func settings(_ common: CommonOptions) -> TransferSettings {
         TransferSettings(rounds: common.rounds, bytes: megabytes * 1_000_000, relayLoss: relayLoss,
-                         delayedPath: delayedPath, delayedBytes: delayedMegabytes * 1_000_000, timeout: .milliseconds(Int64(timeout * 1000)), cipher: common.cipher.aead)
+                         delayedPath: delayedPath, delayedBytes: delayedMegabytes * 1_000_000, timeout: .milliseconds(Int64(timeout * 1000)), cipher: common.cipher.aead,
+                         scp: scp)
     }
 }
 
@@ -170,7 +174,7 @@ struct Handshake: ParsableCommand {
 
 struct Transfer: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bulk download and upload MB/s through the daemon, direct and through the impairment relay.")
+        abstract: "Bulk download and upload MB/s through the daemon (raw stream, direct and through the impairment relay; files, against scp).")
     @OptionGroup var common: CommonOptions
     @OptionGroup var transfer: TransferOptions
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import ClawChannel
 import ClawCrypto
 import ClawDaemon
+import ClawFiles
 import ClawReactor
 import Glibc
 
@@ -33,6 +34,9 @@ struct EchoServerCommand: ParsableCommand {
     @Option(help: "AEAD cipher of the daemon.")
     var cipher: CipherChoice = .preferred
 
+    @Option(help: "Shared folder of the daemon's file manager (fs-* methods); clawchat mode only.")
+    var files: String?
+
     func run() throws {
         try AtomicFile.ensureDirectory(dir, mode: 0o700)
         let loop = try EventLoop()
@@ -57,6 +61,11 @@ struct EchoServerCommand: ParsableCommand {
                                       listen: .loopback(), bootstrapKey: .raw(SecureBytes(copying: key)),
                                       cipher: cipher.aead)
             let daemon = try Daemon(loop: loop, config: config, log: Logger("bench-daemon", minimum: .warning))
+            if let files {
+                let sandbox: Sandbox
+                do { sandbox = try Sandbox(root: files) } catch { throw BenchError("the shared folder \(files): \(error)") }
+                daemon.attach(FileService(loop: loop, sandbox: sandbox, log: Logger("bench-daemon", minimum: .warning)))
+            }
             try daemon.start()
             port = daemon.socket.localAddress.port
             stop = { [unowned daemon] in daemon.stop(reason: "benchmark over") }

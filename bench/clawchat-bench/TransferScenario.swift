@@ -21,6 +21,8 @@ struct TransferSettings {
     /// A transfer still running after this is abandoned and reported as timed out.
     var timeout: Duration
     var cipher: AEADCipher
+    /// Also run the scp baseline of the file rows (`--no-scp` leaves it out).
+    var scp: Bool
 
     /// Direct; through the relay without impairment (what the extra hop costs); with loss; and
     /// with loss and delay if asked.
@@ -106,6 +108,29 @@ struct TransferResult {
     }
 }
 
+/// Everything the `transfer` scenario measured.
+struct TransferReport {
+    /// The raw stream (`source`/`sink`) on each path.
+    var paths: [TransferResult]
+    /// Where the temporary directory was, and so the test file and every copy of it.
+    var place: ScratchPlace
+    /// Bytes of the test file.
+    var fileBytes: Int
+    /// ClawChat's file manager first, then scp with each cipher when the baseline ran.
+    var files: [FileRow]
+    var scp: ScpStatus
+    /// The private sshd and client, when the baseline ran.
+    var ssh: SSHFacts?
+}
+
+/// What the scp rows ran against.
+struct SSHFacts {
+    var version: String
+    var defaultCipher: String
+    var sftpSubsystem: String
+    var port: UInt16
+}
+
 /// `transfer`: bulk bytes through the real daemon over the reliable stream transport, both ways,
 /// on loopback straight to the daemon and through the impairment relay. The daemon and each
 /// relay run in child processes; this process is the client. Every transfer runs on a fresh
@@ -117,15 +142,21 @@ enum TransferScenario {
     static let uploadQueue = 2 << 20
     static let chunkSize = DiagnosticHandlers.chunkSize
 
-    static func run(_ settings: TransferSettings, progress: Progress) throws(BenchError) -> [TransferResult] {
-        let dir = try TempDirectory(prefix: "clawchat-bench")
+    /// The scp rows: the default cipher, then this one.
+    static let scpCiphers: [String?] = [nil, "aes128-gcm@openssh.com"]
+
+    static func run(_ settings: TransferSettings, progress: Progress) throws(BenchError) -> TransferReport {
+        // The test file, and at most two copies of it at a time (upload and download, or scp's).
+        let place = ScratchPlace.choose(needed: 4 * settings.bytes + (256 << 20))
+        let dir = try TempDirectory(prefix: "clawchat-bench", base: place.base)
         // The directory goes only after every child is gone (the defers below run first).
-        return try withExtendedLifetime(dir) { () throws(BenchError) -> [TransferResult] in
-            try run(settings, in: dir, progress: progress)
+        return try withExtendedLifetime(dir) { () throws(BenchError) -> TransferReport in
+            try run(settings, in: dir, place: place, progress: progress)
         }
     }
 
-    private static func run(_ settings: TransferSettings, in dir: TempDirectory, progress: Progress) throws(BenchError) -> [TransferResult] {
+    private static func run(_ settings: TransferSettings, in dir: TempDirectory, place: ScratchPlace,
+                            progress: Progress) throws(BenchError) -> TransferReport {
         let key = Random.bytes(count: 32)
         let keyFile = "\(dir.path)/bootstrap.key"
         do { try AtomicFile.write(Array(Base64.encode(key).utf8), to: keyFile, mode: 0o600) } catch {
@@ -133,7 +164,8 @@ enum TransferScenario {
         }
         let daemon = try ChildProcess("ClawChat daemon", arguments: [
             "_echo-server", "--mode", "clawchat", "--dir", "\(dir.path)/daemon",
-            "--bootstrap-key-file", keyFile, "--cipher", CipherChoice(settings.cipher).rawValue])
+            "--bootstrap-key-file", keyFile, "--cipher", CipherChoice(settings.cipher).rawValue,
+            "--files", "\(dir.path)/shared"])
         defer { daemon.terminate() }
         let daemonPort = try daemon.waitForPort(file: "\(dir.path)/daemon/port")
         let secFile = try daemon.waitForFile("\(dir.path)/daemon/state/security/\(SecurityFile.fileName)",
@@ -172,6 +204,33 @@ enum TransferScenario {
         progress.say("transfer: hashing the pattern")
         let meter = TransferMeter(loop: loop, credentials: identity.credentials, daemon: daemon, settings: settings,
                                   interruption: interruption)
+
+        // The file rows: a file of random bytes, outside the daemon's shared folder.
+        progress.say("transfer: writing the \(settings.bytes / 1_000_000) MB test file")
+        let source = "\(dir.path)/test-file.bin"
+        try LocalFile.writeRandom(source, bytes: settings.bytes)
+        try LocalFile.makeDirectory("\(dir.path)/downloads")
+        let filePaths = FileRowPaths(source: source, sha256: try LocalFile.sha256(source), bytes: settings.bytes,
+                                     sharedFolder: "\(dir.path)/shared", downloads: "\(dir.path)/downloads")
+
+        // The scp baseline: a private sshd, ended by pid on every path out of here.
+        var scpStatus = ScpStatus.skipped
+        var ssh: SSHBaseline?
+        defer { ssh?.stop() }
+        if settings.scp {
+            switch SSHBaseline.find() {
+            case .failure(let missing): scpStatus = .unavailable(missing.text)
+            case .success(let programs):
+                progress.say("transfer: starting a private sshd")
+                do {
+                    ssh = try SSHBaseline(programs: programs, dir: "\(dir.path)/ssh")
+                    scpStatus = .measured
+                } catch { scpStatus = .failed(error.description) }
+            }
+        }
+        var files = [FileRow(tool: .clawchat)]
+        if ssh != nil { files += scpCiphers.map { FileRow(tool: .scp(cipher: $0)) } }
+
         var results = paths.map { TransferResult(path: $0) }
         for round in 0..<settings.rounds {
             for i in results.indices {
@@ -183,25 +242,53 @@ enum TransferScenario {
                     if let sample { results[i][direction].samples.append(sample) } else { results[i][direction].timedOut = true }
                 }
             }
+            // Upload first: the download fetches what was uploaded.
+            for i in files.indices {
+                switch files[i].tool {
+                case .clawchat:
+                    for direction in [TransferDirection.upload, .download] where files[i].live(direction) {
+                        progress.say("transfer: round \(round + 1)/\(settings.rounds), file \(direction)")
+                        let sample = try meter.measureFile(direction, files: filePaths, round: round, via: .loopback(port: daemonPort))
+                        try daemon.ensureRunning()
+                        if let sample { files[i][direction].samples.append(sample) } else { files[i][direction].timedOut = true }
+                    }
+                case .scp(let cipher):
+                    guard let ssh else { continue }
+                    progress.say("transfer: round \(round + 1)/\(settings.rounds), ssh login (\(ssh.cipherName(cipher)))")
+                    if let s = try ssh.loginSeconds(cipher: cipher) { files[i].loginSeconds.append(s) }
+                    for direction in [TransferDirection.upload, .download] where files[i].live(direction) {
+                        progress.say("transfer: round \(round + 1)/\(settings.rounds), scp \(direction) (\(ssh.cipherName(cipher)))")
+                        switch try ssh.transfer(direction, cipher: cipher, source: source, sha256: filePaths.sha256,
+                                                bytes: settings.bytes, timeout: settings.timeout, loop: loop,
+                                                interruption: interruption) {
+                        case .sample(let sample): files[i][direction].samples.append(sample)
+                        case .timedOut: files[i][direction].timedOut = true
+                        case .failed(let why): files[i][direction].failure = why
+                        }
+                    }
+                }
+            }
         }
+        let facts = ssh.map { SSHFacts(version: $0.version, defaultCipher: $0.defaultCipher, sftpSubsystem: $0.sftpSubsystem, port: $0.port) }
+        ssh?.stop()
         // A relay writes its counters when it ends.
         for i in results.indices {
             guard let relay = relays[i] else { continue }
             relay.terminate()
             if let bytes = try? AtomicFile.read("\(dir.path)/relay\(i)/counters") { results[i].relay = RelayTally.read(bytes) }
         }
-        return results
+        return TransferReport(paths: results, place: place, fileBytes: settings.bytes, files: files, scp: scpStatus, ssh: facts)
     }
 }
 
 /// Runs one transfer at a time, each on a new session: a handshake (not timed), then one
 /// `source` or `sink` request, timed from the request to its reply, then verified.
 final class TransferMeter {
-    private let loop: EventLoop
+    let loop: EventLoop
     private let credentials: ClientCredentials
-    private let daemon: ChildProcess
-    private let settings: TransferSettings
-    private let interruption: Interruption
+    let daemon: ChildProcess
+    let settings: TransferSettings
+    let interruption: Interruption
     /// SHA-256 (hex) of the first N bytes of the `source` pattern, for each path's N: what the
     /// daemon sends on download, and what this process sends on upload.
     private var patternDigests: [Int: String] = [:]
@@ -308,7 +395,7 @@ final class TransferMeter {
     }
 
     /// A session with the paired identity, established (handshake done) through `server`.
-    private func connect(to server: SocketAddress, what: String) throws(BenchError) -> ClientSession {
+    func connect(to server: SocketAddress, what: String) throws(BenchError) -> ClientSession {
         let session: ClientSession
         do { session = try ClientSession(loop: loop, credentials: credentials, servers: [server]) } catch {
             throw BenchError("cannot open the client session: \(error)")
@@ -344,7 +431,17 @@ struct DownloadCheck {
 // MARK: Report
 
 extension TransferScenario {
-    static func table(_ results: [TransferResult], _ s: TransferSettings) -> String {
+    static func table(_ report: TransferReport, _ s: TransferSettings) -> String {
+        pathTable(report.paths, s) + "\n\n" + fileTable(report, s)
+    }
+
+    static func json(_ report: TransferReport, _ s: TransferSettings) -> JSON {
+        guard case .object(var fields) = pathJSON(report.paths, s) else { return pathJSON(report.paths, s) }
+        fields.append(("files", fileJSON(report, s)))
+        return .object(fields)
+    }
+
+    private static func pathTable(_ results: [TransferResult], _ s: TransferSettings) -> String {
         var t = Table(headers: ["path", "direction", "MB", "MB/s", "daemon CPU", "bench CPU", "relay CPU",
                                 "daemon peak RSS", "bench peak RSS"], leftAligned: [0, 1])
         for r in results {
@@ -364,7 +461,7 @@ extension TransferScenario {
                                peak(\.daemonPeakKiB), peak(\.benchPeakKiB)])
             }
         }
-        var text = "transfer: MB moved by each transfer through the daemon on 127.0.0.1 and its rate "
+        var text = "transfer, raw stream: MB moved by each transfer through the daemon on 127.0.0.1 and its rate "
         text += "(download: source, upload: sink), each on a fresh session, checked by SHA-256; MB = 10^6 bytes;\n"
         text += "CPU is each process's CPU time over the transfer's wall time (100% = one core); peak RSS is VmHWM "
         text += "during the transfer, the highest of the rounds; the relay is a child process (ClawRelay's UDPRelay)\n"
@@ -390,7 +487,7 @@ extension TransferScenario {
         whole > 0 ? fixed(Double(part) / Double(whole) * 100, 2) + "% of " + compact(Double(whole)) : "-"
     }
 
-    static func json(_ results: [TransferResult], _ s: TransferSettings) -> JSON {
+    private static func pathJSON(_ results: [TransferResult], _ s: TransferSettings) -> JSON {
         func summary(_ values: [Double]) -> JSON {
             values.isEmpty || values.contains(where: \.isNaN) ? .number(.nan) : .summary(Summary(values))
         }
