@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "ClawConfig", dependencies: ["ClawReactor", "ClawCrypto", "ClawAssistant", "ClawCron"]),
 
         .executableTarget(name: "clawchatd", dependencies: [
-            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawAssistant", "ClawConfig",
+            "ClawDaemon", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawAssistant", "ClawConfig", "ClawCron", "ClawFiles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat", dependencies: [
