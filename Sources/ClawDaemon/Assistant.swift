@@ -40,6 +40,8 @@ public final class Assistant {
     private let log: Logger
     /// Chats in progress by device and stream, for cancel and shutdown.
     private var calls: [ObjectIdentifier: LLMCall] = [:]
+    private var devices: [ObjectIdentifier: UInt64] = [:]
+    private var chatsByDevice: [UInt64: Int] = [:]
 
     public init(loop: EventLoop, config: AssistantConfig, environment: (String) -> String? = Assistant.processEnvironment,
                 log: Logger = Logger("assistant")) throws(DaemonError) {
@@ -147,7 +149,14 @@ public final class Assistant {
 
     // MARK: Handlers
 
+    /// Chats one device may have waiting for the provider at once (each is a paid request).
+    public static let maxChatsPerDevice = 8
+
     private func chat(_ r: IncomingRequest) {
+        guard (chatsByDevice[r.device] ?? 0) < Self.maxChatsPerDevice else {
+            r.fail(code: "busy", "\(Self.maxChatsPerDevice) chats are already waiting for the provider; try again when one is answered")
+            return
+        }
         let text = String(decoding: r.message.body, as: UTF8.self)
         guard !text.allSatisfy({ $0.isWhitespace }) else {
             r.fail(code: "bad-request", "an empty message was not sent to the model")
@@ -164,7 +173,11 @@ public final class Assistant {
         }, onDone: { [unowned self] outcome in
             self.finished(r, text: text, outcome: outcome, firstPiece: firstPiece, started: started)
         })
-        if !call.isFinished { calls[ObjectIdentifier(r)] = call }
+        if !call.isFinished {
+            calls[ObjectIdentifier(r)] = call
+            chatsByDevice[r.device, default: 0] += 1
+            devices[ObjectIdentifier(r)] = r.device
+        }
         r.onCancel = { [unowned self] _ in
             self.calls.removeValue(forKey: ObjectIdentifier(r))?.cancel()
         }
@@ -173,6 +186,10 @@ public final class Assistant {
     private func finished(_ r: IncomingRequest, text: String, outcome: Result<Completion, LLMError>,
                           firstPiece: Duration?, started: Instant) {
         calls[ObjectIdentifier(r)] = nil
+        if let d = devices.removeValue(forKey: ObjectIdentifier(r)) {
+            chatsByDevice[d, default: 1] -= 1
+            if chatsByDevice[d] == 0 { chatsByDevice[d] = nil }
+        }
         r.onCancel = nil   // it holds the request: break the cycle
         switch outcome {
         case .success(let completion):

@@ -181,6 +181,10 @@ public final class Daemon {
         notify?.ready(status: "listening on \(socket.localAddress), \(devices.count) paired device(s)")
     }
 
+    /// Requests one device may have in progress at once (chats, transfers, everything): a bound
+    /// on the work and memory one peer can ask for.
+    public static let maxRequestsPerDevice = 64
+
     /// Hands `chat`, `history`, `clear`, `reload` and `assistant-status` to the assistant.
     public func attach(_ assistant: Assistant) {
         self.assistant = assistant
@@ -323,6 +327,10 @@ public final class Daemon {
             let r = IncomingRequest(device: device, stream: stream, message: m, driver: d)
             guard let handler = handlers[m.method] else {
                 r.fail(code: "unknown-method", "no such method: \(m.method.prefix(100))")
+                return
+            }
+            guard (requests[device]?.count ?? 0) < Self.maxRequestsPerDevice else {
+                r.fail(code: "busy", "\(Self.maxRequestsPerDevice) requests are already in progress for this device; try again when one ends")
                 return
             }
             requests[device, default: [:]][stream] = r

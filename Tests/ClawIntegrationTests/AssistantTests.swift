@@ -272,6 +272,30 @@ final class AssistantFixture {
         try expectCleanHistory(f, expected: [])
     }
 
+    @Test func aDeviceCannotPileUpMoreChatsThanTheLimit() throws {
+        let m = try mock()
+        let f = try AssistantFixture(.openai, baseURL: m.base("never,id=busy"), idle: .seconds(30))
+        var busy = 0
+        var requests: [OutgoingRequest] = []
+        for i in 0..<(Assistant.maxChatsPerDevice + 2) {
+            let r = f.session.request("chat", body: Array("waiting \(i)".utf8))
+            r.onDone = { if case .failure(.server("busy", _)) = $0 { busy += 1 } }
+            requests.append(r)
+        }
+        _ = f.loop.run(until: .seconds(5)) { busy == 2 }
+        #expect(busy == 2, "the chats over the limit are refused at once, the others wait")
+        #expect(f.assistant.bridge.activeCalls == Assistant.maxChatsPerDevice)
+        for r in requests { r.cancel() }
+        _ = f.loop.run(until: .seconds(2)) { f.assistant.bridge.activeCalls == 0 }
+        #expect(f.assistant.bridge.activeCalls == 0)
+        let again = f.session.request("chat", body: Array("and now".utf8))
+        var refused = false
+        again.onDone = { if case .failure(.server("busy", _)) = $0 { refused = true } }
+        _ = f.loop.run(until: .milliseconds(500)) { refused }
+        #expect(!refused, "the slots come back when chats end")
+        again.cancel()
+    }
+
     @Test func concurrentChatsEachGetTheirOwnAnswer() throws {
         let m = try mock()
         let f = try AssistantFixture(.openai, baseURL: m.base("ok,chunk_delay_ms=20,pieces=4,id=concurrent"))
