@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "clawchat", targets: ["clawchat"]),
         .executable(name: "clawchat-bench", targets: ["clawchat-bench"]),
         .executable(name: "clawchat-relay", targets: ["clawchat-relay"]),
+        .executable(name: "clawchat-fuzz", targets: ["clawchat-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -64,6 +65,11 @@ let package = Package(
         .executableTarget(name: "clawchat-relay", dependencies: [
             "ClawRelay", "ClawReactor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Fuzz targets for every parser of outside bytes (scripts/fuzz builds them with libFuzzer).
+        .executableTarget(name: "clawchat-fuzz", dependencies: [
+            "ClawAssistant", "ClawChannel", "ClawConfig", "ClawCron", "ClawCrypto", "ClawFiles", "ClawReactor", "ClawTransport",
         ]),
 
         .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"]),
