@@ -1,19 +1,5 @@
 /// A string as a JSON string literal (RFC 8259 escaping), for the `--json` outputs of the command
-/// line tools, which do not use Foundation.
+/// line tools, which do not use Foundation. The same escaping as ``JSONValue/encoded()``.
 public func jsonQuoted(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
+    JSONValue.string(s).encoded()
 }

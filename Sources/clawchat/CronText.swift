@@ -1,3 +1,4 @@
+import ClawReactor
 import ClawAssistant
 
 /// Turns the daemon's `cron-list` and `cron-results` answers into text for a terminal.

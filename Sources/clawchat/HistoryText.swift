@@ -1,3 +1,4 @@
+import ClawReactor
 import ClawAssistant
 
 /// Turns the daemon's `history` answer into lines for a terminal.

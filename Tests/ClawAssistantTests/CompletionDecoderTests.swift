@@ -1,3 +1,4 @@
+import ClawReactor
 import Testing
 @testable import ClawAssistant
 

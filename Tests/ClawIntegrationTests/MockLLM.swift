@@ -1,3 +1,4 @@
+import ClawReactor
 import ClawAssistant
 import Foundation
 import Glibc

@@ -1,3 +1,4 @@
+import ClawReactor
 import ClawCrypto
 
 /// One line of the conversation journal: compact JSON (keys sorted, so the encoding is

@@ -1,3 +1,4 @@
+import ClawReactor
 /// A finished answer.
 public struct Completion: Equatable, Sendable {
     public var text: String

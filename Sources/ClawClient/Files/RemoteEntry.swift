@@ -1,3 +1,5 @@
+import ClawReactor
+
 /// One entry of the daemon's shared folder, as `fs-list` and `fs-stat` describe it
 /// (PROTOCOL.md 10.6).
 public struct RemoteEntry: Equatable, Sendable {
@@ -28,8 +30,8 @@ public struct RemoteEntry: Equatable, Sendable {
     /// A type this client does not know reads as `other`; a missing name or a wrong shape is an
     /// error, so a garbled page is never shown as a short listing.
     public static func decodePage(_ body: [UInt8]) throws(FileClientError) -> [RemoteEntry] {
-        let root: ListingJSON.Value
-        do { root = try ListingJSON.parse(body) } catch { throw .malformed("listing page: \(error)") }
+        let root: JSONValue
+        do { root = try JSONValue.parse(body, limits: listingLimits) } catch { throw .malformed("listing page: \(error)") }
         guard case .array(let items)? = root["entries"] else { throw .malformed("listing page without \"entries\"") }
         var out: [RemoteEntry] = []
         out.reserveCapacity(items.count)
@@ -62,7 +64,16 @@ public struct RemoteEntry: Equatable, Sendable {
                            mode: UInt32(params["mode"] ?? "", radix: 8) ?? 0, mtime: mtime)
     }
 
-    private static func integer(_ v: ListingJSON.Value?) -> Int64? {
+    /// A page is at most one message body; names are at most 255 bytes.
+    static let listingLimits: JSONLimits = {
+        var l = JSONLimits()
+        l.maxDepth = 8
+        l.maxBytes = 1 << 20
+        l.maxStringBytes = 4096
+        return l
+    }()
+
+    private static func integer(_ v: JSONValue?) -> Int64? {
         guard case .number(let d)? = v else { return nil }
         return Int64(exactly: d)
     }

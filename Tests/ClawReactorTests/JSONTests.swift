@@ -1,4 +1,4 @@
-import ClawAssistant
+@testable import ClawReactor
 import Testing
 
 /// The error `text` fails with, or nil if it parses.
