@@ -9,7 +9,7 @@ bin="${1:?usage: assistant-crash.sh BIN_DIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d /tmp/clawchat-crash.XXXXXX)"
 daemon_pid=""; mock_pid=""; ask_pid=""
-passed=0; failed=0
+source "$(dirname "$0")/lib.sh"
 cleanup() {
   for p in "$ask_pid" "$daemon_pid" "$mock_pid"; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; fi
@@ -17,14 +17,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-check() {  # check NAME COMMAND...: passes when the command succeeds
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
-wait_for() {  # wait_for SECONDS COMMAND...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.05; done
-}
 
 python3 -u "$here/../mock-llm/mock_llm.py" --no-stdin --log-file "$work/mock.jsonl" > "$work/mock.port" 2> "$work/mock.err" &
 mock_pid=$!

@@ -6,20 +6,12 @@ set -uo pipefail
 bin="${1:?usage: cli-commands.sh BIN_DIR}"
 work="$(mktemp -d /tmp/clawchat-cli.XXXXXX)"
 daemon_pid=""
-passed=0; failed=0
+source "$(dirname "$0")/lib.sh"
 cleanup() {
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-check() {  # check NAME COMMAND...: passes when the command succeeds
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
-wait_for() {  # wait_for SECONDS COMMAND...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.1; done
-}
 
 "$bin/clawchatd" bootstrap-key > "$work/bk"
 chmod 600 "$work/bk"

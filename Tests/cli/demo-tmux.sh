@@ -8,13 +8,9 @@ bin="$(cd "${1:?usage: demo-tmux.sh BIN_DIR}" && pwd)"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d /tmp/clawchat-demo-test.XXXXXX)"
 sock="$work/tmux.sock"; session="demo$$"
-passed=0; failed=0
+source "$(dirname "$0")/lib.sh"
 cleanup() { tmux -S "$sock" kill-server 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-check() {
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
 pane() { tmux -S "$sock" capture-pane -p -S -200 -t "$session" 2>/dev/null; }
 wait_pane() {
   local end=$((SECONDS + $1))

@@ -7,7 +7,7 @@ set -uo pipefail
 bin="${1:?usage: files-resume.sh BIN_DIR}"
 work="$(mktemp -d /tmp/clawchat-files.XXXXXX)"
 daemon_pid=""; client_pid=""
-passed=0; failed=0
+source "$(dirname "$0")/lib.sh"
 cleanup() {
   for p in "$client_pid" "$daemon_pid"; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; fi
@@ -15,11 +15,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-check() {
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
-size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 share="$work/share"; state="$work/state"

@@ -13,7 +13,7 @@ work="$(mktemp -d /tmp/clawchat-tmux.XXXXXX)"
 sock="$work/tmux.sock"
 session="cc$$"
 daemon_pid=""; mock_pid=""
-passed=0; failed=0
+source "$(dirname "$0")/lib.sh"
 cleanup() {
   tmux -S "$sock" kill-server 2>/dev/null
   for p in "$daemon_pid" "$mock_pid"; do
@@ -22,10 +22,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-check() {
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
 pane() { tmux -S "$sock" capture-pane -p -t "$session" 2>/dev/null; }
 keys() { tmux -S "$sock" send-keys -t "$session" "$@"; }
 wait_prompt() {  # wait_prompt SECONDS: the reply is over and an empty prompt is shown

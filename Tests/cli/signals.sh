@@ -9,7 +9,7 @@ bin="${1:?usage: signals.sh BIN_DIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d /tmp/clawchat-signals.XXXXXX)"
 daemon_pid=""; mock_pid=""; chat_pid=""; put_pid=""; ask_pid=""
-passed=0; failed=0
+source "$(dirname "$0")/lib.sh"
 cleanup() {
   exec 7>&- 2>/dev/null
   for p in "$chat_pid" "$put_pid" "$ask_pid" "$daemon_pid" "$mock_pid"; do
@@ -18,15 +18,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-check() {
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
-wait_for() {  # wait_for SECONDS COMMAND...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.05; done
-}
-size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 python3 -u "$here/../mock-llm/mock_llm.py" --no-stdin --log-file "$work/mock.jsonl" > "$work/mock.port" 2> "$work/mock.err" &
 mock_pid=$!

@@ -31,7 +31,7 @@ fi
 work="$(mktemp -d /tmp/clawchat-install.XXXXXX)"
 chmod 0755 "$work"   # the scratch clawchat user must reach its state directory below it
 daemon_pid=""; listener_pid=""; ns=""
-passed=0; failed=0
+source "$(dirname "$0")/../cli/lib.sh"
 cleanup() {
   for p in "$daemon_pid" "$listener_pid"; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; fi
@@ -40,14 +40,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-check() {  # check NAME COMMAND...: passes when the command succeeds
-  local name="$1"; shift
-  if "$@"; then echo "PASS: $name"; passed=$((passed + 1)); else echo "FAIL: $name"; failed=$((failed + 1)); fi
-}
-wait_for() {  # wait_for SECONDS COMMAND...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.1; done
-}
 if ! command -v systemd-analyze >/dev/null 2>&1; then "$repo/scripts/setup" >/dev/null; fi
 
 # --- (b) a scratch root ----------------------------------------------------------------------
