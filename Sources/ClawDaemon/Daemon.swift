@@ -359,7 +359,8 @@ public final class Daemon {
     private func receive(_ bytes: UnsafeRawBufferPointer, from: SocketAddress, via s: UDPSocket) {
         if let stun, stun.offer(bytes, from: from) { return }
         let actions = server.receive(bytes, from: from, now: loop.clock.now)
-        if openSockets.count > 1 || route[from] != nil, actions.contains(where: Self.isAuthenticated) {
+        // Only with rotation can a peer reach us on more than one socket; without it, no work here.
+        if rotation != nil, openSockets.count > 1 || route[from] != nil, actions.contains(where: Self.isAuthenticated) {
             if route.count > 4096 { route.removeAll() }
             route[from] = s
         }
