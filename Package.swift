@@ -69,7 +69,7 @@ let package = Package(
 
         // Fuzz targets for every parser of outside bytes (scripts/fuzz builds them with libFuzzer).
         .executableTarget(name: "clawchat-fuzz", dependencies: [
-            "ClawAssistant", "ClawChannel", "ClawConfig", "ClawCron", "ClawCrypto", "ClawFiles", "ClawReactor", "ClawTransport",
+            "ClawAssistant", "ClawChannel", "ClawClient", "ClawConfig", "ClawCron", "ClawCrypto", "ClawFiles", "ClawReactor", "ClawTransport",
         ]),
 
         .testTarget(name: "ClawReactorTests", dependencies: ["ClawReactor"]),

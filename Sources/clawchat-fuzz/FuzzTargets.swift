@@ -1,5 +1,6 @@
 import ClawAssistant
 import ClawChannel
+import ClawClient
 import ClawConfig
 import ClawCron
 import ClawCrypto
@@ -49,6 +50,15 @@ enum FuzzTargets {
         },
         "security-file": { bytes in _ = try? SecurityFile.open(bytes, with: fuzzKey, now: 1_796_115_000) },
         "sandbox-path": { bytes in _ = try? SandboxPath.components(String(decoding: bytes, as: UTF8.self)) },
+        "channel-server": ChannelTargets.server,
+        "channel-client": ChannelTargets.client,
+        "stun": ChannelTargets.stun,
+        "env-file": { bytes in _ = EnvFile(parsing: String(decoding: bytes, as: UTF8.self)) },
+        "file-listing": { bytes in _ = try? RemoteEntry.decodePage(bytes) },
+        "line-editor": { bytes in
+            var e = LineEditor(history: ["one", "two"], historyLimit: 4)
+            _ = e.feed(bytes)
+        },
     ]
 
     static var fuzzKey: BootstrapKey { BootstrapKey.raw(SecureBytes(copying: [UInt8](repeating: 7, count: 32))) }
