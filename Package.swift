@@ -59,7 +59,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "clawchat-bench", dependencies: [
-            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport", "ClawRelay", "ClawFiles",
+            "ClawDaemon", "ClawClient", "ClawReactor", "ClawCrypto", "ClawChannel", "ClawTransport", "ClawRelay", "ClawFiles", "ClawAssistant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "bench/clawchat-bench"),
         .executableTarget(name: "clawchat-relay", dependencies: [

@@ -296,6 +296,9 @@ HTML_PAGE = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mock-llm/1.0"
+    # TCP_NODELAY, as real API servers set it: each SSE chunk is its own small write, and with
+    # Nagle a chunk waits for the ACK of the previous one (up to the client's 40 ms delayed ACK).
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return self.server_version

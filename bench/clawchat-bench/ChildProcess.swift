@@ -10,6 +10,8 @@ final class ChildProcess {
     let name: String
     private var reaped = false
     private var exitCode: Int32?
+    /// Our end of the child's standard input, when it is a pipe: closing it is the child's EOF.
+    private var stdinWriter: Int32 = -1
 
     /// Starts `/proc/self/exe` with `arguments`; `name` says what it is in error messages.
     convenience init(_ name: String, arguments: [String]) throws(BenchError) {
@@ -17,23 +19,40 @@ final class ChildProcess {
     }
 
     /// Starts another program (sshd, scp, ssh-keygen), with standard input from /dev/null and,
-    /// when `output` is given, standard output and error appended to that file.
-    init(_ name: String, executable: String, argv0: String? = nil, arguments: [String], output: String?) throws(BenchError) {
+    /// when `output` is given, standard output and error appended to that file. With
+    /// `stdinPipe`, standard input is a pipe that stays open until `terminate()` or until this
+    /// process dies, for programs that exit at end of input (the mock LLM server).
+    init(_ name: String, executable: String, argv0: String? = nil, arguments: [String], output: String?,
+         stdinPipe: Bool = false) throws(BenchError) {
         let argv: [UnsafeMutablePointer<CChar>?] = ([argv0 ?? executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // Both ends close on exec: only the dup2'd copy (the child's fd 0) crosses into the child,
+        // so no other process holds the write end and the child sees EOF when we close it. (The
+        // bench has one thread, so no other spawn can come between pipe and fcntl.)
+        var ends: [Int32] = [-1, -1]
+        if stdinPipe {
+            guard pipe(&ends) == 0 else { throw BenchError("cannot start the \(name): pipe: \(errorText())") }
+            for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            posix_spawn_file_actions_adddup2(&actions, ends[0], 0)
+        }
         if let output {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            if !stdinPipe { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
             posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard rc == 0 else { throw BenchError("cannot start the \(name): posix_spawn: \(String(cString: strerror(rc)))") }
+        if stdinPipe { close(ends[0]) }
+        guard rc == 0 else {
+            if stdinPipe { close(ends[1]) }
+            throw BenchError("cannot start the \(name): posix_spawn: \(String(cString: strerror(rc)))")
+        }
         self.pid = pid
         self.name = name
+        stdinWriter = ends[1]
     }
 
     deinit { terminate() }
@@ -108,6 +127,10 @@ final class ChildProcess {
 
     /// SIGTERM, up to two seconds for the child to exit, then SIGKILL. Idempotent.
     func terminate() {
+        if stdinWriter >= 0 {
+            close(stdinWriter)
+            stdinWriter = -1
+        }
         guard !reaped else { return }
         reaped = true
         kill(pid, SIGTERM)

@@ -10,7 +10,8 @@ struct ClawchatBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clawchat-bench",
         abstract: "Measure ClawChat against baselines on this machine (loopback only).",
-        subcommands: [All.self, Echo.self, Handshake.self, Transfer.self, EchoServerCommand.self, RelayServerCommand.self],
+        subcommands: [All.self, Echo.self, Handshake.self, Transfer.self, Chat.self, Footprint.self,
+                      EchoServerCommand.self, RelayServerCommand.self],
         defaultSubcommand: All.self)
 }
 
@@ -117,26 +118,85 @@ struct TransferOptions: ParsableArguments {
     }
 }
 
+struct ChatOptions: ParsableArguments {
+    @Option(help: "chat: timed requests per round on each path.")
+    var requests = 200
+
+    @Option(help: "chat: untimed requests on each path before the first round.")
+    var chatWarmup = 20
+
+    @Option(help: "chat: pieces the mock LLM streams each answer in.")
+    var pieces = 20
+
+    @Option(help: "chat: milliseconds the mock waits between pieces.")
+    var pieceDelayMs = 0
+
+    @Option(help: "chat: the mock LLM's script (default: Tests/mock-llm/mock_llm.py of this repository).")
+    var mockLlm: String?
+
+    func validate() throws {
+        guard requests >= 1, chatWarmup >= 1 else { throw ValidationError("--requests and --chat-warmup must be at least 1") }
+        guard pieces >= 1, pieces <= 1000 else { throw ValidationError("--pieces must be between 1 and 1000") }
+        guard pieceDelayMs >= 0, pieceDelayMs <= 1000 else { throw ValidationError("--piece-delay-ms must be between 0 and 1000") }
+    }
+
+    func settings(_ common: CommonOptions) -> ChatSettings {
+        ChatSettings(rounds: common.rounds, requests: requests, warmup: chatWarmup, pieces: pieces, pieceDelayMs: pieceDelayMs,
+                     cipher: common.cipher.aead, mockScript: mockLlm)
+    }
+}
+
+struct FootprintOptions: ParsableArguments {
+    @Option(help: "footprint: sessions held at the end of each round.")
+    var sessions = 1000
+
+    @Option(help: "footprint: seconds the last round holds every session, keepalives running, before counting them (0: no hold).")
+    var hold = 30
+
+    @Option(help: "footprint: the daemon to measure (default: clawchatd next to this executable).")
+    var clawchatd: String?
+
+    func validate() throws {
+        // Each held session costs this process about 18 memory mappings (libsodium gives every
+        // key its own guarded pages), and the kernel allows 65530 by default (vm.max_map_count).
+        guard sessions >= 10, sessions <= 3000 else { throw ValidationError("--sessions must be between 10 and 3000") }
+        guard hold >= 0 else { throw ValidationError("--hold must not be negative") }
+    }
+
+    func settings(_ common: CommonOptions) -> FootprintSettings {
+        FootprintSettings(rounds: common.rounds, sessions: sessions, hold: .seconds(hold), cipher: common.cipher.aead,
+                          clawchatd: clawchatd)
+    }
+}
+
 struct All: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run every scenario: echo, handshake, then transfer.")
+    static let configuration = CommandConfiguration(abstract: "Run every scenario: echo, handshake, transfer, chat, then footprint.")
     @OptionGroup var common: CommonOptions
     @OptionGroup var echo: EchoOptions
     @OptionGroup var handshake: HandshakeOptions
     @OptionGroup var transfer: TransferOptions
+    @OptionGroup var chat: ChatOptions
+    @OptionGroup var footprint: FootprintOptions
 
     func run() throws {
         let progress = Progress()
         let e = echo.settings(common)
         let h = handshake.settings(common)
         let t = transfer.settings(common)
+        let c = chat.settings(common)
+        let f = footprint.settings(common)
         let echoResults = try EchoScenario.run(e, progress: progress)
         let handshakeResult = try HandshakeScenario.run(h, progress: progress)
         let transferResults = try TransferScenario.run(t, progress: progress)
+        let chatReport = try ChatScenario.run(c, progress: progress)
+        let footprintReport = try FootprintScenario.run(f, progress: progress)
         progress.done()
         Output.print(common, [
             ("echo", EchoScenario.table(echoResults, e), EchoScenario.json(echoResults, e)),
             ("handshake", HandshakeScenario.table(handshakeResult, h), HandshakeScenario.json(handshakeResult, h)),
             ("transfer", TransferScenario.table(transferResults, t), TransferScenario.json(transferResults, t)),
+            ("chat", ChatScenario.table(chatReport, c), ChatScenario.json(chatReport, c)),
+            ("footprint", FootprintScenario.table(footprintReport, f), FootprintScenario.json(footprintReport, f)),
         ])
     }
 }
@@ -185,6 +245,36 @@ struct Transfer: ParsableCommand {
         progress.done()
         Output.print(common, [("transfer", TransferScenario.table(results, settings),
                                TransferScenario.json(results, settings))])
+    }
+}
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "First-token and full-reply latency of a chat through the daemon to a streaming mock LLM, against asking the mock directly.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var chat: ChatOptions
+
+    func run() throws {
+        let progress = Progress()
+        let settings = chat.settings(common)
+        let report = try ChatScenario.run(settings, progress: progress)
+        progress.done()
+        Output.print(common, [("chat", ChatScenario.table(report, settings), ChatScenario.json(report, settings))])
+    }
+}
+
+struct Footprint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Idle resident memory of a release clawchatd, and its growth per session with 1,000 sessions held.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var footprint: FootprintOptions
+
+    func run() throws {
+        let progress = Progress()
+        let settings = footprint.settings(common)
+        let report = try FootprintScenario.run(settings, progress: progress)
+        progress.done()
+        Output.print(common, [("footprint", FootprintScenario.table(report, settings), FootprintScenario.json(report, settings))])
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClawAssistant
 import ClawChannel
 import ClawCrypto
 import ClawDaemon
@@ -10,7 +11,8 @@ import Glibc
 enum EchoServerMode: String, ExpressibleByArgument, CaseIterable {
     /// A `UDPSocket` that sends every datagram straight back: the reactor without the channel.
     case plain
-    /// A real `Daemon` in a private state directory, answering chat with its default echo.
+    /// A real `Daemon` in a private state directory, answering chat with its default echo, or
+    /// through its assistant with `--llm-base-url`.
     case clawchat
 }
 
@@ -36,6 +38,9 @@ struct EchoServerCommand: ParsableCommand {
 
     @Option(help: "Shared folder of the daemon's file manager (fs-* methods); clawchat mode only.")
     var files: String?
+
+    @Option(help: "Base URL (up to /v1) of an OpenAI-compatible LLM: the daemon's assistant answers chat through it; clawchat mode only.")
+    var llmBaseURL: String?
 
     func run() throws {
         try AtomicFile.ensureDirectory(dir, mode: 0o700)
@@ -65,6 +70,14 @@ struct EchoServerCommand: ParsableCommand {
                 let sandbox: Sandbox
                 do { sandbox = try Sandbox(root: files) } catch { throw BenchError("the shared folder \(files): \(error)") }
                 daemon.attach(FileService(loop: loop, sandbox: sandbox, log: Logger("bench-daemon", minimum: .warning)))
+            }
+            if let llmBaseURL {
+                // As clawchatd sets it up: context files and the journal in the state directory,
+                // the default budgets, timeouts and retries.
+                let provider = ProviderConfig(kind: .openaiCompatible, model: "clawchat-bench", baseURL: llmBaseURL, apiKeyEnv: "")
+                let assistant = AssistantConfig(provider: provider, contextDirectory: "\(dir)/state/context",
+                                                journalPath: "\(dir)/state/conversation.jsonl")
+                daemon.attach(try Assistant(loop: loop, config: assistant, log: Logger("bench-daemon", minimum: .warning)))
             }
             try daemon.start()
             port = daemon.socket.localAddress.port

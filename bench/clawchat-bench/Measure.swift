@@ -73,6 +73,41 @@ enum PeakMemory {
     }
 }
 
+/// Resident memory of a process now, from `/proc/PID/status` (KiB as the kernel reports them).
+struct ResidentMemory {
+    /// All resident pages: anonymous, file-backed and shared.
+    var vmRSSKiB: Int
+    /// Anonymous pages alone (heap, stacks, private mappings): what the process itself allocated.
+    var rssAnonKiB: Int
+    /// File-backed pages: the executable and the shared libraries (mostly shareable).
+    var rssFileKiB: Int
+    /// Memory mappings (lines of `/proc/PID/maps`): the kernel allows `vm.max_map_count` of
+    /// them (65530 by default), and every libsodium secure allocation takes several.
+    var mappings: Int
+
+    /// `process` is "self" or a pid. Nil if /proc has no such process or lacks the fields.
+    static func of(_ process: String) -> ResidentMemory? {
+        guard let bytes = try? AtomicFile.read("/proc/\(process)/status") else { return nil }
+        var fields: [Substring: Int] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon]
+            if name == "VmRSS" || name == "RssAnon" || name == "RssFile" { fields[name] = Int(line[colon...].filter(\.isNumber)) }
+        }
+        guard let rss = fields["VmRSS"], let anon = fields["RssAnon"], let file = fields["RssFile"],
+              let maps = try? AtomicFile.read("/proc/\(process)/maps") else { return nil }
+        return ResidentMemory(vmRSSKiB: rss, rssAnonKiB: anon, rssFileKiB: file, mappings: maps.lazy.filter { $0 == 0x0A }.count)
+    }
+}
+
+/// The `p`-th percentile (0...100) of `sorted` by nearest rank: the smallest sample with at least
+/// p% of the samples at or below it. With 200 samples, p99 is the second largest.
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    precondition(!sorted.isEmpty, "a percentile needs at least one sample")
+    let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
+    return sorted[min(max(rank, 1), sorted.count) - 1]
+}
+
 /// Wall time and CPU time of a block of work.
 struct Timing {
     var wall: Double
