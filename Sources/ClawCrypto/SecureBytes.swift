@@ -1,13 +1,19 @@
 import CSodium
+import Synchronization
 
 /// Secret bytes (keys, chaining keys, shared secrets) kept in libsodium's guarded memory.
 ///
-/// The storage comes from `sodium_malloc` (guard pages, locked against swapping where the
-/// system allows) and is wiped and released by `sodium_free` when the object dies. `zeroize()`
-/// wipes it earlier, on demand. The bytes never leave this storage unless a caller asks for
-/// them explicitly with `copyToArray()` or reads them inside `withUnsafeBytes`.
+/// Small secrets (up to 64 bytes: every key and PSK) live in slots of `SecretSlab`s: 64 KiB
+/// regions from `sodium_malloc` (guard pages around each region, locked against swapping where
+/// the system allows, left out of core dumps). A slot is wiped when its object dies and reused.
+/// Larger secrets get their own `sodium_malloc` region. One region per key would cost 8 KiB of
+/// resident memory and 4 mappings per key: 18 KB and 12 mappings per session, and a daemon
+/// past ~5,000 sessions would run out of mappings (`vm.max_map_count`). `zeroize()` wipes the
+/// bytes earlier, on demand. The bytes never leave this storage unless a caller asks for them
+/// explicitly with `copyToArray()` or reads them inside `withUnsafeBytes`.
 ///
-/// Not `Sendable`: an instance belongs to the one event loop or state machine that owns it.
+/// Not `Sendable`: an instance belongs to the one event loop or state machine that owns it (the
+/// slab pool itself is shared and locked).
 public final class SecureBytes {
     private let storage: UnsafeMutableRawPointer
     /// The number of secret bytes.
@@ -17,14 +23,15 @@ public final class SecureBytes {
     public init(count: Int) {
         precondition(count >= 0, "SecureBytes count must not be negative")
         Sodium.ensureInitialized()
-        // sodium_malloc(0) is legal but returns a pointer we could not touch; one byte keeps
-        // every code path uniform.
-        let allocation = Swift.max(count, 1)
-        guard let pointer = sodium_malloc(allocation) else {
-            fatalError("ClawCrypto: sodium_malloc(\(allocation)) failed: out of memory")
+        if count <= SecretSlab.slotSize {
+            storage = UnsafeMutableRawPointer(bitPattern: SecretSlab.pool.withLock { $0.allocate() })!
+        } else {
+            guard let pointer = sodium_malloc(count) else {
+                fatalError("ClawCrypto: sodium_malloc(\(count)) failed: out of memory")
+            }
+            sodium_memzero(pointer, count)
+            storage = pointer
         }
-        sodium_memzero(pointer, allocation)
-        storage = pointer
         self.count = count
     }
 
@@ -48,8 +55,14 @@ public final class SecureBytes {
     }
 
     deinit {
-        // sodium_free wipes the memory before unmapping it.
-        sodium_free(storage)
+        if count <= SecretSlab.slotSize {
+            sodium_memzero(storage, SecretSlab.slotSize)
+            let address = UInt(bitPattern: storage)
+            SecretSlab.pool.withLock { $0.release(address) }
+        } else {
+            // sodium_free wipes the memory before unmapping it.
+            sodium_free(storage)
+        }
     }
 
     /// Calls `body` with read access to the secret bytes. Do not let the pointer escape.
@@ -82,4 +95,43 @@ public final class SecureBytes {
     public var isAllZero: Bool {
         sodium_is_zero(storage.assumingMemoryBound(to: UInt8.self), count) == 1
     }
+}
+
+/// The pool of guarded regions that small secrets live in: whole 64 KiB `sodium_malloc` regions
+/// cut into 64-byte slots, with a free list. Regions are kept once made (a daemon's number of
+/// live keys rises and falls within the same range).
+struct SecretSlab: Sendable {
+    static let slotSize = 64
+    static let regionSize = 64 << 10
+    static let pool = Mutex(SecretSlab())
+
+    // Addresses, not pointers: the pool is shared between threads (each key is not).
+    private var free: [UInt] = []
+    private var regions: [UInt] = []
+
+    /// The address of a zeroed slot.
+    mutating func allocate() -> UInt {
+        if free.isEmpty {
+            guard let region = sodium_malloc(Self.regionSize) else {
+                fatalError("ClawCrypto: sodium_malloc(\(Self.regionSize)) failed: out of memory")
+            }
+            sodium_memzero(region, Self.regionSize)
+            let base = UInt(bitPattern: region)
+            regions.append(base)
+            free.reserveCapacity(free.count + Self.regionSize / Self.slotSize)
+            // Handed out from the region's start: the free list is a stack.
+            for i in stride(from: Self.regionSize / Self.slotSize - 1, through: 0, by: -1) {
+                free.append(base + UInt(i * Self.slotSize))
+            }
+        }
+        return free.removeLast()
+    }
+
+    /// Takes back a slot its owner has wiped.
+    mutating func release(_ slot: UInt) {
+        free.append(slot)
+    }
+
+    /// Regions made so far (tests).
+    var regionCount: Int { regions.count }
 }

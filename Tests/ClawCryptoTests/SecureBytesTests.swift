@@ -1,4 +1,4 @@
-import ClawCrypto
+@testable import ClawCrypto
 import Testing
 
 @Test func secureBytesStartZeroFilled() {
@@ -44,4 +44,24 @@ import Testing
     var buffer = [UInt8](repeating: 0, count: 64)
     buffer.withUnsafeMutableBytes { Random.fill($0) }
     #expect(buffer != [UInt8](repeating: 0, count: 64))
+}
+
+/// Small secrets share guarded regions: 10,000 keys (five thousand sessions' worth) take a
+/// handful of 64 KiB regions, not 10,000 mappings; slots never overlap, and a reused slot
+/// starts zeroed.
+@Test func smallSecretsShareSlabsAndAReusedSlotStartsZeroed() {
+    let before = SecretSlab.pool.withLock { $0.regionCount }
+    var keys = (0..<10_000).map { i in SecureBytes(copying: [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 32)) }
+    let after = SecretSlab.pool.withLock { $0.regionCount }
+    #expect(after - before <= 10_000 / (SecretSlab.regionSize / SecretSlab.slotSize) + 1)
+    // Every key still holds its own bytes: no two slots overlap.
+    #expect(keys.enumerated().allSatisfy { i, k in k.copyToArray() == [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 32) })
+    keys.removeAll()
+    let again = (0..<1_000).map { _ in SecureBytes(count: 64) }
+    #expect(again.allSatisfy { $0.isAllZero }, "a slot is wiped before it is handed out again")
+    let reused = SecretSlab.pool.withLock { $0.regionCount }
+    #expect(reused == after, "freed slots are reused")
+    // Past the slot size, a secret gets its own region.
+    let big = SecureBytes.random(count: 4096)
+    #expect(!big.isAllZero && big.count == 4096)
 }
