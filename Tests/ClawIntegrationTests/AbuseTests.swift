@@ -250,10 +250,10 @@ func loopbackSocket(_ loop: EventLoop, _ address: String) throws -> UDPSocket {
         let files = FileClient(session: session)
         let local = "\(daemon.dir)/local.bin"
         try AtomicFile.write((0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }, to: local)
-        var up: Result<TransferSummary, FileClientError>?
-        files.upload(local: local, remote: "up.bin", overwrite: false) { up = $0 }
-        _ = loop.run(until: .seconds(30)) { up != nil }
-        #expect((try? up?.get())?.bytes == 1_000_000, "upload after the flood: \(String(describing: up))")
+        var uploaded: Result<TransferSummary, FileClientError>?
+        files.upload(local: local, remote: "up.bin", overwrite: false) { uploaded = $0 }
+        _ = loop.run(until: .seconds(30)) { uploaded != nil }
+        #expect((try? uploaded?.get())?.bytes == 1_000_000, "upload after the flood: \(String(describing: uploaded))")
         var down: Result<TransferSummary, FileClientError>?
         files.download(remote: "up.bin", to: "\(daemon.dir)/back.bin", overwrite: false) { down = $0 }
         _ = loop.run(until: .seconds(30)) { down != nil }
