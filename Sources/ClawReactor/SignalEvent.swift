@@ -17,6 +17,13 @@ public final class SignalEvent: ReactorEvent {
             event.free(assigned: true)
             throw .eventRegistrationFailed("signal \(signal)")
         }
+        // A blocked signal would never arrive: a process inherits its parent's signal mask, and
+        // a parent spawning from a thread that blocks signals (a libdispatch worker, some
+        // supervisors) would leave us deaf to SIGTERM.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     deinit { event.free(assigned: true) }

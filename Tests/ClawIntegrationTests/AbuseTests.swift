@@ -259,7 +259,7 @@ func loopbackSocket(_ loop: EventLoop, _ address: String) throws -> UDPSocket {
         _ = loop.run(until: .seconds(30)) { down != nil }
         #expect((try? down?.get())?.bytes == 1_000_000, "download after the flood: \(String(describing: down))")
         let log = daemon.stop()
-        #expect(!daemon.process.isRunning && daemon.process.terminationStatus == 0, "a clean stop on SIGTERM")
+        #expect(!daemon.process.isRunning && daemon.process.terminationStatus == 0, "a clean stop on SIGTERM: \(log.suffix(2000))")
         #expect(!log.contains("Sanitizer"), "the daemon's sanitizer reported: \(log.suffix(4000))")
     }
 
