@@ -48,6 +48,9 @@ public final class ClientSession {
         requests = RequestClient(loop: loop) { [unowned self] packets in
             let now = self.loop.clock.now
             for p in packets { self.perform(self.channel.send(p, now: now, expectReply: !MessageConnection.isAckOnly(p))) }
+            // Out now rather than at the end of the loop pass: a cancel just before the
+            // application stops the loop must still leave.
+            self.socket.flush()
         }
         requests.onPush = { [unowned self] m in self.pushed(m) }
     }
@@ -141,7 +144,7 @@ public final class ClientSession {
         for action in actions {
             switch action {
             case .send(let bytes):
-                socket.send(bytes, to: server)
+                socket.enqueue(bytes, to: server)
             case .deliver(let data):
                 if let (_, flags) = MessageConnection.header(of: data), flags & MessageConnection.flagEcho != 0 {
                     onRawPayload(data)

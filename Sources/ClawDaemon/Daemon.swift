@@ -245,6 +245,7 @@ public final class Daemon {
         assistant?.shutdown()
         signals = []
         wakeup.cancel()
+        for s in openSockets.values { s.flush() }   // loop.stop() breaks out before the end-of-pass flush
         loop.stop()
     }
 
@@ -296,6 +297,10 @@ public final class Daemon {
             let d = MessageDriver(loop: loop, connection: MessageConnection(isClient: false, connectionID: id, config: transportConfig,
                                                                             now: loop.clock.now)) { [unowned self] packets in
                 for p in packets { self.perform(self.server.send(p, toDevice: device)) }
+                // Out now when this runs outside a receive batch (an LLM token from curl, a
+                // timer): the loop pass may go on to slow work, such as the journal's fdatasync.
+                // Inside a batch the sockets send when the batch is handed out.
+                for s in self.openSockets.values { s.flush() }
             }
             d.onEvent = { [unowned self] in self.handle($0, device: device) }
             connections[device] = d
@@ -400,7 +405,7 @@ public final class Daemon {
         for action in actions {
             switch action {
             case .send(let bytes, let to):
-                ((to == from ? via : nil) ?? route[to] ?? socket).send(bytes, to: to)
+                ((to == from ? via : nil) ?? route[to] ?? socket).enqueue(bytes, to: to)
             case .deliver(let device, let data):
                 deliver(data, from: device)
             case .devicePaired(var record):

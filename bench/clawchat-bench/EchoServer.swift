@@ -54,7 +54,8 @@ struct EchoServerCommand: ParsableCommand {
         case .plain:
             let socket = try UDPSocket(loop: loop, bindTo: .loopback())
             socket.setBufferSizes(receive: 4 << 20, send: 4 << 20)   // as the daemon does
-            socket.onDatagram = { [unowned socket] bytes, from in socket.send(bytes, to: from) }
+            // Queued like the daemon's answers: one sendmmsg (with GSO) per receive batch.
+            socket.onDatagram = { [unowned socket] bytes, from in socket.enqueue(bytes, to: from) }
             port = socket.localAddress.port
             server = socket
         case .clawchat:
