@@ -1,5 +1,5 @@
 import CSodium
-import Synchronization
+import Glibc
 
 /// Secret bytes (keys, chaining keys, shared secrets) kept in libsodium's guarded memory.
 ///
@@ -24,7 +24,7 @@ public final class SecureBytes {
         precondition(count >= 0, "SecureBytes count must not be negative")
         Sodium.ensureInitialized()
         if count <= SecretSlab.slotSize {
-            storage = UnsafeMutableRawPointer(bitPattern: SecretSlab.pool.withLock { $0.allocate() })!
+            storage = SecretSlab.pool.allocate()
         } else {
             guard let pointer = sodium_malloc(count) else {
                 fatalError("ClawCrypto: sodium_malloc(\(count)) failed: out of memory")
@@ -57,8 +57,7 @@ public final class SecureBytes {
     deinit {
         if count <= SecretSlab.slotSize {
             sodium_memzero(storage, SecretSlab.slotSize)
-            let address = UInt(bitPattern: storage)
-            SecretSlab.pool.withLock { $0.release(address) }
+            SecretSlab.pool.release(storage)
         } else {
             // sodium_free wipes the memory before unmapping it.
             sodium_free(storage)
@@ -99,39 +98,52 @@ public final class SecureBytes {
 
 /// The pool of guarded regions that small secrets live in: whole 64 KiB `sodium_malloc` regions
 /// cut into 64-byte slots, with a free list. Regions are kept once made (a daemon's number of
-/// live keys rises and falls within the same range).
-struct SecretSlab: Sendable {
+/// live keys rises and falls within the same range). Shared by every thread, behind a pthread
+/// mutex (which ThreadSanitizer understands).
+final class SecretSlab: @unchecked Sendable {
     static let slotSize = 64
     static let regionSize = 64 << 10
-    static let pool = Mutex(SecretSlab())
+    static let pool = SecretSlab()
 
-    // Addresses, not pointers: the pool is shared between threads (each key is not).
-    private var free: [UInt] = []
-    private var regions: [UInt] = []
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private var free: [UnsafeMutableRawPointer] = []
+    private var regions: [UnsafeMutableRawPointer] = []
 
-    /// The address of a zeroed slot.
-    mutating func allocate() -> UInt {
-        if free.isEmpty {
-            guard let region = sodium_malloc(Self.regionSize) else {
-                fatalError("ClawCrypto: sodium_malloc(\(Self.regionSize)) failed: out of memory")
+    private init() {
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
+    }
+
+    /// A zeroed slot.
+    func allocate() -> UnsafeMutableRawPointer {
+        locked {
+            if free.isEmpty {
+                guard let region = sodium_malloc(Self.regionSize) else {
+                    fatalError("ClawCrypto: sodium_malloc(\(Self.regionSize)) failed: out of memory")
+                }
+                sodium_memzero(region, Self.regionSize)
+                regions.append(region)
+                free.reserveCapacity(free.count + Self.regionSize / Self.slotSize)
+                // Handed out from the region's start: the free list is a stack.
+                for i in stride(from: Self.regionSize / Self.slotSize - 1, through: 0, by: -1) {
+                    free.append(region + i * Self.slotSize)
+                }
             }
-            sodium_memzero(region, Self.regionSize)
-            let base = UInt(bitPattern: region)
-            regions.append(base)
-            free.reserveCapacity(free.count + Self.regionSize / Self.slotSize)
-            // Handed out from the region's start: the free list is a stack.
-            for i in stride(from: Self.regionSize / Self.slotSize - 1, through: 0, by: -1) {
-                free.append(base + UInt(i * Self.slotSize))
-            }
+            return free.removeLast()
         }
-        return free.removeLast()
     }
 
     /// Takes back a slot its owner has wiped.
-    mutating func release(_ slot: UInt) {
-        free.append(slot)
+    func release(_ slot: UnsafeMutableRawPointer) {
+        locked { free.append(slot) }
     }
 
     /// Regions made so far (tests).
-    var regionCount: Int { regions.count }
+    var regionCount: Int { locked { regions.count } }
 }

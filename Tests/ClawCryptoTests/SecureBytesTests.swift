@@ -50,16 +50,18 @@ import Testing
 /// handful of 64 KiB regions, not 10,000 mappings; slots never overlap, and a reused slot
 /// starts zeroed.
 @Test func smallSecretsShareSlabsAndAReusedSlotStartsZeroed() {
-    let before = SecretSlab.pool.withLock { $0.regionCount }
+    let before = SecretSlab.pool.regionCount
     var keys = (0..<10_000).map { i in SecureBytes(copying: [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 32)) }
-    let after = SecretSlab.pool.withLock { $0.regionCount }
-    #expect(after - before <= 10_000 / (SecretSlab.regionSize / SecretSlab.slotSize) + 1)
+    let after = SecretSlab.pool.regionCount
+    // (Other tests run at the same time and allocate too: the bound is loose, the point is
+    // that it is nowhere near one region per key.)
+    #expect(after - before < 50, "\(after - before) regions for 10,000 keys")
     // Every key still holds its own bytes: no two slots overlap.
     #expect(keys.enumerated().allSatisfy { i, k in k.copyToArray() == [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 32) })
     keys.removeAll()
     let again = (0..<1_000).map { _ in SecureBytes(count: 64) }
     #expect(again.allSatisfy { $0.isAllZero }, "a slot is wiped before it is handed out again")
-    let reused = SecretSlab.pool.withLock { $0.regionCount }
+    let reused = SecretSlab.pool.regionCount
     #expect(reused == after, "freed slots are reused")
     // Past the slot size, a secret gets its own region.
     let big = SecureBytes.random(count: 4096)
