@@ -61,15 +61,6 @@ final class FilesFixture {
     }
 }
 
-/// The size of a bulk-transfer test: all of it normally; 1/16 under a sanitizer
-/// (`scripts/sanitize` sets CLAWCHAT_TEST_REDUCED=1): the same code paths, at a pace the
-/// instrumented build keeps within CI time.
-func bulkSize<T: BinaryInteger>(_ full: T) -> T { getenv("CLAWCHAT_TEST_REDUCED") == nil ? full : full / 16 }
-
-/// A promptness limit: as written normally; four times as long under a sanitizer, whose
-/// instrumented build runs several times slower (the property checked stays the same).
-func promptLimit(_ limit: Duration) -> Duration { getenv("CLAWCHAT_TEST_REDUCED") == nil ? limit : limit * 4 }
-
 /// Writes `size` bytes of a seeded pattern; past 8 MiB the file is sparse with a pattern block
 /// every 64 MiB, so a 1 GB file costs little disk but every region is checked.
 func makeFile(_ path: String, size: Int64, seed: UInt64) throws {
