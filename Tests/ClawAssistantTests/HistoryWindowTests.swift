@@ -1,17 +1,6 @@
 import Testing
 @testable import ClawAssistant
-
-/// A deterministic generator (SplitMix64), so a failing case reproduces.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import ClawReactor
 
 /// `n` bytes of text, so each turn costs `(n + 3) / 4 + 4` tokens.
 private func text(_ n: Int, _ c: Character = "x") -> String { String(repeating: c, count: n) }
@@ -78,7 +67,7 @@ private func expected(_ history: [Exchange], _ indices: Range<Int>, _ newMessage
     /// Over many random histories and budgets: always a valid conversation for either API, and
     /// the longest newest run of sendable exchanges within the budget.
     @Test func randomHistoriesAlwaysGiveAValidWindow() {
-        var rng = SplitMix64(state: 0xC1A7_C4A7)
+        var rng = SplitMix64(seed: 0xC1A7_C4A7)
         for round in 0..<2_000 {
             let history: [Exchange] = (0..<Int.random(in: 0..<30, using: &rng)).map { i in
                 func side() -> String {

@@ -158,7 +158,7 @@ private func utf8Bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     }
 
     @Test func randomBytesNeverCrashAndEditsStayExact() throws {
-        var rng = CronFileFuzzRNG(seed: 0xC0FFEE)
+        var rng = SplitMix64(seed: 0xC0FFEE)
         let tokens = ["---", "## ", "**Command**:", "**Schedule**:", "**enabled**:", " yes", " maybe", "\n", "\n", "\r\n",
                       "\r", " ", "Job", "job", " 0 * * * *", " 61 * * * *", "#", "*", "-", "é", "\u{0}", "```", ":"]
         for iteration in 0..<2_000 {
@@ -353,19 +353,6 @@ private func checkAddThenRemove(_ text: String, _ job: NewCronJob, context: Stri
         #expect(file.jobs.map(\.enabled) == [true, true, false, true])
         #expect(file.jobs.allSatisfy { !$0.command.isEmpty && $0.context.split(separator: "\n").count >= 3 })
         #expect(!CronFile.defaultTemplate.hasSuffix("---\n"))
-    }
-}
-
-/// A small seeded generator, so a failing fuzz case can be replayed.
-private struct CronFileFuzzRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

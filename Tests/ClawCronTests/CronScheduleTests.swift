@@ -1,5 +1,6 @@
 import Testing
 @testable import ClawCron
+import ClawReactor
 
 /// Seconds since the epoch of a UTC wall-clock time.
 private func utc(_ y: Int, _ mo: Int, _ d: Int, _ h: Int = 0, _ mi: Int = 0, _ s: Int = 0) -> Int64 {

@@ -11,20 +11,8 @@ private func parseError(_ text: String, limits: JSONLimits = JSONLimits()) -> JS
     }
 }
 
-/// A deterministic generator (SplitMix64), so fuzz failures reproduce.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A random value at most `depth` containers deep, with awkward strings and numbers.
-private func randomValue(_ rng: inout SeededGenerator, depth: Int) -> JSONValue {
+private func randomValue(_ rng: inout SplitMix64, depth: Int) -> JSONValue {
     switch Int.random(in: 0..<(depth > 0 ? 7 : 5), using: &rng) {
     case 0: return .null
     case 1: return .bool(Bool.random(using: &rng))
@@ -245,7 +233,7 @@ private func randomValue(_ rng: inout SeededGenerator, depth: Int) -> JSONValue 
             #expect(v.encoded() == text)
             #expect(try JSONValue.parse(v.encoded()) == v)
         }
-        var rng = SeededGenerator(state: 1)
+        var rng = SplitMix64(seed: 1)
         for _ in 0..<2_000 {
             let v = randomValue(&rng, depth: 4)
             let text = v.encoded()
@@ -254,7 +242,7 @@ private func randomValue(_ rng: inout SeededGenerator, depth: Int) -> JSONValue 
     }
 
     @Test func fuzzNeverCrashesAndAcceptedInputsRoundTrip() {
-        var rng = SeededGenerator(state: 0xC1A7)
+        var rng = SplitMix64(seed: 0xC1A7)
         var accepted = 0
         func check(_ bytes: [UInt8]) {
             guard let v = try? JSONValue.parse(bytes) else { return }
